@@ -5,7 +5,7 @@
  * CUDA code (which includes this same header) produce the same bits.
  *
  *   counter = (block lo, block hi, stream lo, stream hi), key = (seed lo, seed hi)
- *   uniform value i : word i%4 of block i/4, mapped to ((u >> 8) + 0.5) * 2^-24, in (0,1)
+ *   uniform value i : word i%4 of block i/4, mapped to ((u >> 9) + 0.5) * 2^-23, in (0,1)
  *   normal value i  : Box-Muller on words (2k, 2k+1), k = i%2, of block i/2, computed in
  *                     double and rounded to float (r cos(2 pi u2)).
  * Uniform draws are bit-identical across backends; normal draws are too, except where
@@ -46,9 +46,11 @@ SD_HD philox_u32x4 philox4x32_10(uint64_t seed, uint64_t stream, uint64_t block)
     return r;
 }
 
+/* 23 bits, so that k + 0.5 is exact in float: with 24 bits every k >= 2^23 lost its
+ * half in the rounding and the top value became 1.0f, outside (0,1). */
 SD_HD float philox_u32_to_uniform(uint32_t u)
 {
-    return ((float)(u >> 8) + 0.5f) * (1.0f / 16777216.0f);
+    return ((float)(u >> 9) + 0.5f) * (1.0f / 8388608.0f);
 }
 
 /* Uniform value `index` of (seed, stream), in (0,1). */

@@ -158,7 +158,8 @@ int blur3x3_out(int h, int stride);
     X(void, geglu_forward, (void *ctx, int rows, int dim, real *y, const real *x)) \
     X(void, geglu_backward, (void *ctx, int rows, int dim, real *dx, const real *dy, const real *x)) \
     /* sinusoidal timestep embedding: t [n] -> y [n, dim], half = dim/2, f_i = 10000^(-i/half),  \
-     * y = [cos(t f_0..f_{half-1}), sin(t f_0..)] (cos first, as the seed). No gradient. */ \
+     * y = [cos(t f_0..f_{half-1}), sin(t f_0..)] (cos first, as the seed); an odd dim leaves \
+     * the last column 0 (as diffusers). No gradient. */ \
     X(void, timestep_embedding, (void *ctx, int n, int dim, real *y, const real *t)) \
     /* --- losses: mean over all n elements; loss is one element; backward scales by `scale` */ \
     X(void, mse_forward, (void *ctx, size_t n, real *loss, const real *pred, const real *target)) \
@@ -176,8 +177,8 @@ int blur3x3_out(int h, int stride);
     X(void, soft_iou_forward, (void *ctx, size_t n, real smooth, real *loss, const real *prob, const real *target)) \
     X(void, soft_iou_backward, (void *ctx, size_t n, real smooth, real scale, real *dprob, const real *prob, const real *target)) \
     /* --- optimizers: one pass over the flat parameter buffer; step is 1-based */ \
-    /* SGD as torch.optim.SGD: g += wd*w; buf = step==1 ? g : momentum*buf + (1-dampening)*g; \
-     * w -= lr * (nesterov ? g + momentum*buf : buf) */ \
+    /* SGD as torch.optim.SGD: g += wd*w; with momentum == 0: w -= lr*g (buf unused, may be NULL); \
+     * else buf = step==1 ? g : momentum*buf + (1-dampening)*g; w -= lr * (nesterov ? g + momentum*buf : buf) */ \
     X(void, sgd_step, (void *ctx, size_t n, real *w, const real *g, real *buf, float lr, float momentum, float dampening, float weight_decay, int nesterov, long step)) \
     /* Adam (decoupled=0: g += wd*w) and AdamW (decoupled=1: w *= 1-lr*wd), bias-corrected, \
      * torch's update form w -= (lr/bc1) * m / (sqrt(v)/sqrt(bc2) + eps) */ \

@@ -158,11 +158,18 @@ void case_forward(CaseRun *r)
     r->c->forward(r->be, r->c, r->in.ptr, r->out.ptr, r->aux.ptr);
 }
 
+/* Backward ops accumulate: running the backward twice onto zeroed gradients must give
+ * exactly twice the gradient (x + x and the halving are exact), so an op that overwrites
+ * instead of adding ends up at half its gradient and fails. */
 void case_backward(CaseRun *r)
 {
+    const Backend *be = r->be;
     for (int i = 0; i < r->din.count; i++)
-        if (r->din.ptr[i]) r->be->zero(r->be->ctx, r->din.ptr[i], r->din.len[i] * sizeof(real));
-    r->c->backward(r->be, r->c, r->in.ptr, r->out.ptr, r->aux.ptr, r->dout.ptr, r->din.ptr);
+        if (r->din.ptr[i]) be->zero(be->ctx, r->din.ptr[i], r->din.len[i] * sizeof(real));
+    for (int pass = 0; pass < 2; pass++)
+        r->c->backward(be, r->c, r->in.ptr, r->out.ptr, r->aux.ptr, r->dout.ptr, r->din.ptr);
+    for (int i = 0; i < r->din.count; i++)
+        if (r->din.ptr[i]) be->scale(be->ctx, r->din.len[i], (real)0.5, r->din.ptr[i]);
 }
 
 real *set_download(const CaseRun *r, const TensorSet *s, int i)
@@ -177,7 +184,7 @@ double rel_error(const real *a, const double *b, size_t n)
     double num = 0, den = 0;
     for (size_t i = 0; i < n; i++) {
         double d = fabs((double)a[i] - b[i]);
-        if (!(d <= num)) num = d; /* NaN propagates */
+        if (!(d <= num) && !isnan(num)) num = d; /* a NaN sticks */
         if (fabs(b[i]) > den) den = fabs(b[i]);
     }
     return num / (den > 1e-8 ? den : 1e-8);

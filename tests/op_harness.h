@@ -25,7 +25,7 @@ void case_fill(CaseRun *r, uint64_t seed);
 /* Overwrite outputs and aux with a NaN-free poison pattern so untouched values show. */
 void case_poison(CaseRun *r);
 void case_forward(CaseRun *r);
-/* Zero din, then run the case's backward with the current dout. */
+/* Run the case's backward with the current dout into din (checked to accumulate). */
 void case_backward(CaseRun *r);
 
 /* max|a-b| / max(max|b|, 1e-8) over n host values. */
