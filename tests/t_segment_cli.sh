@@ -1,0 +1,72 @@
+#!/bin/sh
+# sdseg segment end to end on a phantom: a tiny U-Net trained a few steps, whole stacks of
+# sizes that are not tile multiples (and smaller than a tile), outputs that line up with
+# the input (eval refuses any size mismatch), post-processing, and bad input. The
+# blending itself is checked exactly in t_tiling.
+set -u
+B=${BUILD:-build}
+SDSEG=$B/sdseg
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+fail=0
+
+check() { # what got want
+    if [ "$2" = "$3" ]; then
+        echo "  ok    $1 = $2"
+    else
+        echo "  FAIL  $1 = $2, want $3"
+        fail=1
+    fi
+}
+
+if ! { "$SDSEG" phantom --out "$T/img.tif" --mask-out "$T/mask.tif" --pages 3 --height 100 --width 90 --seed 3 &&
+    "$SDSEG" prep --image "$T/img.tif" --mask "$T/mask.tif" --out "$T/prep" --tile 32 --val-last 1 &&
+    "$SDSEG" train-seg --data "$T/prep" --out "$T/run" --width 4 --epochs 1 --batch 4 --max-steps 3 --threads 1; } \
+    > "$T/setup.log" 2>&1; then
+    echo "FAIL: could not make a phantom and a tiny model:"
+    tail -3 "$T/setup.log"
+    exit 1
+fi
+W=$T/run/last.safetensors
+
+echo "== whole stack, 100 x 90 slices in 32-pixel tiles"
+"$SDSEG" segment --weights "$W" --input "$T/img.tif" --out-prob "$T/prob.tif" --out-mask "$T/pm.tif" --tile 32 \
+    --overlap 8 --batch 5 --threads 1 > "$T/out.txt" 2> "$T/err.txt"
+check "status" "$?" "0"
+check "progress on stderr" "$(grep -c 'segment: tiles' "$T/err.txt")" "1"
+"$SDSEG" eval --pred "$T/prob.tif" --truth "$T/mask.tif" > /dev/null 2>&1
+check "probabilities line up with the truth (eval status)" "$?" "0"
+"$SDSEG" eval --pred "$T/pm.tif" --truth "$T/mask.tif" > /dev/null 2>&1
+check "mask lines up with the truth (eval status)" "$?" "0"
+
+echo "== a stack smaller than one tile (reflect padding)"
+"$SDSEG" segment --weights "$W" --input "$T/img.tif" --out-mask "$T/pm128.tif" --tile 128 --overlap 0 --threads 1 \
+    > /dev/null 2>&1
+check "status" "$?" "0"
+"$SDSEG" eval --pred "$T/pm128.tif" --truth "$T/mask.tif" > /dev/null 2>&1
+check "mask lines up with the truth (eval status)" "$?" "0"
+
+echo "== post-processing"
+# No object of the 100 x 90 slices can reach 10^5 pixels: --min-size 100000 empties the mask.
+"$SDSEG" segment --weights "$W" --input "$T/img.tif" --out-mask "$T/empty.tif" --tile 32 --overlap 8 --min-size 100000 \
+    --fill-holes --threshold 0 --threads 1 > "$T/out.txt" 2> /dev/null
+check "foreground after removing everything" "$(grep -o 'foreground [0-9.]*%' "$T/out.txt")" "foreground 0.00%"
+# Threshold 0 keeps every pixel (probabilities are > 0): one slice-filling object each.
+"$SDSEG" segment --weights "$W" --input "$T/img.tif" --out-mask "$T/full.tif" --tile 32 --overlap 8 --threshold 0 --threads 1 \
+    > "$T/out.txt" 2> /dev/null
+check "foreground at threshold 0" "$(grep -o 'foreground [0-9.]*%' "$T/out.txt")" "foreground 100.00%"
+
+echo "== bad input"
+"$SDSEG" segment --weights "$W" --input "$T/img.tif" --out-mask "$T/x.tif" --tile 32 --overlap 32 > /dev/null 2>&1
+check "overlap >= tile status" "$?" "2"
+"$SDSEG" segment --weights "$W" --input "$T/img.tif" --out-mask "$T/x.tif" --tile 40 > /dev/null 2>&1
+check "tile not a multiple of 16 status" "$?" "2"
+"$SDSEG" segment --weights "$T/none.safetensors" --input "$T/img.tif" --out-mask "$T/x.tif" > /dev/null 2> "$T/err.txt"
+check "missing weights status" "$?" "1"
+check "missing weights message lines" "$(wc -l < "$T/err.txt")" "1"
+"$SDSEG" segment --weights "$W" --input "$T/img.tif" > /dev/null 2>&1
+check "no output status" "$?" "2"
+check "nothing written on failure" "$([ -e "$T/x.tif" ] && echo written || echo none)" "none"
+
+[ "$fail" -eq 0 ] && echo "t_segment_cli: ok"
+exit "$fail"
