@@ -5,8 +5,22 @@
 #include "commands.h"
 
 /* Add new commands here (prototype and table entry). */
+int cmd_prep(int argc, char **argv);
+int cmd_phantom(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+int cmd_segment(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_train_seg(int argc, char **argv);
+int cmd_predict(int argc, char **argv);
 
 static const Command commands[] = {
+    {"prep", cmd_prep, "cut TIFF stacks into train/val tile datasets"},
+    {"phantom", cmd_phantom, "write a synthetic EM-like stack with an exact mask"},
+    {"info", cmd_info, "validate and describe a TIFF stack or a tile dataset"},
+    {"segment", cmd_segment, "segment whole stacks: blended tiles -> probability and mask stacks"},
+    {"eval", cmd_eval, "score a segmentation: IoU, Dice, sweep, object scores and measurements"},
+    {"train-seg", cmd_train_seg, "train the segmentation U-Net (seed or improved recipe), resumable"},
+    {"predict", cmd_predict, "raw network output (logits) for an NCHW .npy batch"},
     {NULL, NULL, NULL},
 };
 
