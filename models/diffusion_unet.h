@@ -1,0 +1,96 @@
+/* The seed's latent diffusion U-Net (../shared/docs/seed-models.md, "Diffusion model"):
+ * an SD-1.x-like U-Net without cross-attention on 32x32x32 latents, predicting the noise.
+ * Parameters are named and shaped exactly as checkpoint-keys/diffusion.tsv for the seed
+ * config (801.4 M values), including each residual block's declared-but-unused
+ * groupnorm_feature. Widths, levels, blocks per level and attention placement are
+ * configurable so small versions train on a CPU; the names follow the same scheme:
+ *   unet.encoders.0            Conv3x3(in, base)
+ *   unet.encoders.k            per level l: `blocks` x [DRes (+ DAttn if attn[l])], then a
+ *                              Conv3x3 stride 2 unless l is the last level
+ *   unet.bottleneck.0..2       DRes, DAttn, DRes at the last width
+ *   unet.decoders.k            per level from the last: blocks + 1 x [cat(x, skip) -> DRes
+ *                              (+ DAttn if attn[l])], the last of a level followed by Up
+ *                              (nearest x2 + Conv3x3) unless l == 0
+ *   time_embedding.linear_1/2  320 -> 640 -> 640;  final.groupnorm, final.conv */
+#ifndef SDSEG_DIFFUSION_UNET_H
+#define SDSEG_DIFFUSION_UNET_H
+
+#include "layers.h"
+
+#define UNET_MAX_LEVELS 4
+#define UNET_MAX_BLOCKS 3
+
+typedef struct {
+    int in_ch;                  /* latent channels: 32 */
+    int base;                   /* 320 */
+    int levels;                 /* 4 */
+    int mult[UNET_MAX_LEVELS];  /* width of level l = base * mult[l]: 1, 2, 4, 4 */
+    int attn[UNET_MAX_LEVELS];  /* transformer blocks at level l: 1, 1, 1, 0 */
+    int blocks;                 /* residual blocks per encoder level: 2 */
+    int heads;                  /* attention heads: 8 */
+    int time_in;                /* sinusoidal timestep embedding width: 320 */
+    int time_dim;               /* time embedding width: 640 */
+    int groups;                 /* GroupNorm groups: 8 */
+} UnetConfig;
+
+/* DRes(cin, cout): f = Conv3x3(LeakyReLU(x)); m = f + Linear(LeakyReLU(t)); m =
+ * Conv3x3(LeakyReLU(GN(m))); out = m + skip(x). groupnorm_feature is never applied. */
+typedef struct {
+    NormParams groupnorm_feature, groupnorm_merged;
+    ConvParams conv_feature, conv_merged, residual_layer; /* residual_layer.w = -1: identity */
+    LinearParams linear_time;
+} UnetResParams;
+
+/* DAttn(heads, c): GN(eps 1e-6) -> Conv1x1 -> tokens; x += MHA(LN1(x)) (in_proj without
+ * bias); x += Linear(4c, c)(GeGLU(Linear(c, 8c)(LN2(x)))); -> Conv1x1 + residual. */
+typedef struct {
+    NormParams groupnorm, layernorm_1, layernorm_2;
+    ConvParams conv_input, conv_output;
+    LinearParams in_proj, out_proj, linear_geglu_1, linear_geglu_2;
+} UnetAttnParams;
+
+/* One encoder or decoder entry: a residual block and optionally attention and Up. */
+typedef struct {
+    UnetResParams res;
+    UnetAttnParams attn;
+    ConvParams up; /* Up's Conv3x3 */
+    int has_attn, has_up;
+} UnetEntryParams;
+
+typedef struct {
+    UnetConfig cfg;
+    LinearParams time_linear_1, time_linear_2;
+    ConvParams conv_in;
+    UnetEntryParams enc[UNET_MAX_LEVELS][UNET_MAX_BLOCKS];
+    ConvParams down[UNET_MAX_LEVELS]; /* levels - 1 of them */
+    UnetResParams mid_res1, mid_res2;
+    UnetAttnParams mid_attn;
+    UnetEntryParams dec[UNET_MAX_LEVELS][UNET_MAX_BLOCKS + 1];
+    NormParams final_norm;
+    ConvParams final_conv;
+} DiffusionUnet;
+
+UnetConfig unet_config_seed(void);
+/* SD_ERR for an impossible config (levels, blocks, widths the GroupNorms or heads cannot split). */
+int unet_config_check(const UnetConfig *cfg);
+/* Declare every parameter into p (in state_dict order). SD_ERR on a bad config. */
+int unet_declare(DiffusionUnet *m, const UnetConfig *cfg, Params *p);
+
+/* The prediction for latents x [n, in_ch, h, w] at timesteps t [n] (HOST reals, as the
+ * seed feeds them to the sinusoidal embedding) into out [n, in_ch, h, w]; x and out in
+ * backend memory, weights in p (declared by unet_declare, allocated). Activations come
+ * from ws and stay there. SD_ERR when h or w is not a multiple of 2^(levels-1). */
+int unet_forward(const DiffusionUnet *m, const Params *p, Workspace *ws, int n, int h, int w, const real *t,
+                 const real *x, real *out);
+
+/* The U-Net as the samplers' network (DenoiseFn of models/diffusion_sched.h) on latents
+ * of h x w: pass unet_denoise with a UnetDenoiser as `user`. */
+typedef struct {
+    const DiffusionUnet *m;
+    const Params *p;
+    Workspace *ws;
+    int h, w;
+} UnetDenoiser;
+int unet_denoise(void *user, int t, int n, real *out, const real *x);
+
+#endif

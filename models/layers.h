@@ -1,0 +1,66 @@
+/* The common layers of the generative models: parameter declarations with PyTorch's names
+ * and layouts into a Params set (core/params.h), and forward passes through the Backend
+ * table over a Workspace of activations.
+ *
+ * Declarations: <name>.weight and <name>.bias, names given as printf formats, e.g.
+ * declare_conv(p, 128, 256, 3, "encoder.main.%d.conv_1", i). Convolution and linear
+ * weights and biases go to PARAM_DECAY, normalization affines to PARAM_NO_DECAY. A failed
+ * declaration is recorded in p and reported by params_alloc.
+ *
+ * Forward helpers take a Pass (backend, parameters, workspace, batch) and return a new
+ * activation taken from the workspace; inputs are never overwritten. */
+#ifndef SDSEG_LAYERS_H
+#define SDSEG_LAYERS_H
+
+#include "../core/params.h"
+#include "workspace.h"
+
+typedef struct { int w, b, c_in, c_out, k; } ConvParams;  /* weight [c_out, c_in, k, k] */
+typedef struct { int w, b, c_in, c_out, k; } ConvTParams; /* weight [c_in, c_out, k, k] */
+typedef struct { int w, b, in, out; } LinearParams;       /* weight [out, in]; b = -1 without bias */
+typedef struct { int w, b, c; } NormParams;               /* group/layer norm affine [c] */
+
+ConvParams declare_conv(Params *p, int c_in, int c_out, int k, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+ConvTParams declare_conv_transpose(Params *p, int c_in, int c_out, int k, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+LinearParams declare_linear(Params *p, int in, int out, int bias, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+NormParams declare_norm(Params *p, int c, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* ------------------------------------------------------------------ forward */
+
+typedef struct {
+    const Backend *be;
+    const Params *p;
+    Workspace *ws;
+    int n; /* batch */
+} Pass;
+
+/* A batch of feature maps [n, c, h, w] in backend memory. */
+typedef struct {
+    real *d;
+    int c, h, w;
+} Fmap;
+
+size_t fmap_numel(const Pass *ps, Fmap x);
+/* Convolution with zero padding `pad` on every side, or pad[4] = (top, bottom, left, right). */
+Fmap layer_conv(Pass *ps, const ConvParams *c, Fmap x, int stride, int pad);
+Fmap layer_conv_padded(Pass *ps, const ConvParams *c, Fmap x, int stride, const int pad[4]);
+Fmap layer_conv_transpose(Pass *ps, const ConvTParams *c, Fmap x, int stride, int pad);
+Fmap layer_group_norm(Pass *ps, const NormParams *g, Fmap x, int groups, float eps);
+Fmap layer_act(Pass *ps, Act act, float slope, Fmap x);
+Fmap layer_add(Pass *ps, Fmap a, Fmap b);
+real *layer_sum(Pass *ps, const real *a, const real *b, size_t n); /* a + b, n values */
+Fmap layer_concat(Pass *ps, Fmap a, Fmap b); /* channels of a, then b */
+Fmap layer_upsample(Pass *ps, Fmap x);       /* nearest x2 */
+/* x [rows, in] -> [rows, out]; rows counts the whole batch. */
+real *layer_linear(Pass *ps, const LinearParams *l, const real *x, int rows);
+real *layer_layer_norm(Pass *ps, const NormParams *g, const real *x, int rows, float eps);
+/* Multi-head self-attention core over tokens qkv [n, len, 3c] -> [n, len, c]. */
+real *layer_attention(Pass *ps, const real *qkv, int len, int heads, int c);
+/* Tokens: [n, c, h*w] <-> [n, h*w, c]. */
+real *layer_to_tokens(Pass *ps, Fmap x);
+Fmap layer_from_tokens(Pass *ps, const real *tokens, int c, int h, int w);
+
+#endif

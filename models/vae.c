@@ -1,0 +1,209 @@
+/* The seed's VAE: parameter declarations (see vae.h). */
+#include "vae.h"
+
+#include <stdio.h>
+
+#include "../core/err.h"
+
+VaeConfig vae_config_seed(void) { return (VaeConfig){.in_ch = 1, .base = 128, .latent = 32, .groups = 32}; }
+
+int vae_config_check(const VaeConfig *cfg)
+{
+    if (cfg->in_ch < 1 || cfg->latent < 1 || cfg->groups < 1)
+        return sd_fail("VAE: channels, latent channels and groups must be positive");
+    if (cfg->base < 2 || cfg->base % 2 || cfg->base % cfg->groups)
+        return sd_fail("VAE: base width %d must be even and a multiple of the %d GroupNorm groups", cfg->base,
+                       cfg->groups);
+    return SD_OK;
+}
+
+static VaeResParams declare_res(Params *p, int c_in, int c_out, const char *name)
+{
+    VaeResParams r;
+    r.groupnorm_1 = declare_norm(p, c_in, "%s.groupnorm_1", name);
+    r.conv_1 = declare_conv(p, c_in, c_out, 3, "%s.conv_1", name);
+    r.groupnorm_2 = declare_norm(p, c_out, "%s.groupnorm_2", name);
+    r.conv_2 = declare_conv(p, c_out, c_out, 3, "%s.conv_2", name);
+    r.residual_layer = (ConvParams){-1, -1, c_in, c_out, 1};
+    if (c_in != c_out) r.residual_layer = declare_conv(p, c_in, c_out, 1, "%s.residual_layer", name);
+    return r;
+}
+
+static VaeAttnParams declare_attn(Params *p, int c, const char *name)
+{
+    VaeAttnParams a;
+    a.groupnorm = declare_norm(p, c, "%s.groupnorm", name);
+    a.in_proj = declare_linear(p, c, 3 * c, 1, "%s.attention.in_proj", name);
+    a.out_proj = declare_linear(p, c, c, 1, "%s.attention.out_proj", name);
+    return a;
+}
+
+static void declare_encoder(VaeEncoderParams *e, const VaeConfig *cfg, Params *p)
+{
+    int b = cfg->base, width[3] = {b, 2 * b, 4 * b}, c = b;
+    char name[32];
+    e->conv_in = declare_conv(p, cfg->in_ch, b, 3, "encoder.main.0");
+    for (int s = 0; s < 3; s++) {
+        snprintf(name, sizeof name, "encoder.main.%d", 1 + 2 * s);
+        e->stage_res[s] = declare_res(p, c, width[s], name);
+        c = width[s];
+        e->stage_down[s] = declare_conv(p, c, c, 3, "encoder.main.%d", 2 + 2 * s);
+    }
+    e->mid_res1 = declare_res(p, c, c, "encoder.main.7");
+    e->mid_attn = declare_attn(p, c, "encoder.main.8");
+    e->mid_res2 = declare_res(p, c, c, "encoder.main.9");
+    e->norm_out = declare_norm(p, c, "encoder.main.10");
+    e->conv_out1 = declare_conv(p, c, 2 * cfg->latent, 3, "encoder.main.12");
+    e->conv_out2 = declare_conv(p, 2 * cfg->latent, 2 * cfg->latent, 3, "encoder.main.13");
+}
+
+/* Stage 1 at 32x32: cat(z, f3) -> 1x1 -> 3x3 -> VRes -> VAttn -> VRes -> ConvT (64x64). */
+static void declare_stage1(VaeDecoderParams *d, const VaeConfig *cfg, Params *p)
+{
+    int b = cfg->base;
+    d->s1_merge = declare_conv(p, cfg->latent + 4 * b, 2 * b, 1, "decoder.stg1.0");
+    d->s1_conv = declare_conv(p, 2 * b, 4 * b, 3, "decoder.stg1.1");
+    d->s1_res1 = declare_res(p, 4 * b, 4 * b, "decoder.stg1.2");
+    d->s1_attn = declare_attn(p, 4 * b, "decoder.stg1.3");
+    d->s1_res2 = declare_res(p, 4 * b, 4 * b, "decoder.stg1.4");
+    d->s1_up = declare_conv_transpose(p, 4 * b, 4 * b, 4, "decoder.stg1.5");
+}
+
+/* Stage 2 at 64x64: cat(x, f2) -> 1x1 -> 3x3 -> VRes -> ConvT (128x128) -> 1x1. */
+static void declare_stage2(VaeDecoderParams *d, const VaeConfig *cfg, Params *p)
+{
+    int b = cfg->base;
+    d->s2_merge = declare_conv(p, 4 * b + 2 * b, 4 * b, 1, "decoder.stg2.0");
+    d->s2_conv = declare_conv(p, 4 * b, 4 * b, 3, "decoder.stg2.1");
+    d->s2_res = declare_res(p, 4 * b, 4 * b, "decoder.stg2.2");
+    d->s2_up = declare_conv_transpose(p, 4 * b, 4 * b, 4, "decoder.stg2.3");
+    d->s2_out = declare_conv(p, 4 * b, 4 * b, 1, "decoder.stg2.4");
+}
+
+/* Stage 3 at 128x128: cat(x, f1) -> 1x1 -> 3x3 -> VRes x2 -> ConvT (256x256) -> 3x3 ->
+ * VRes x2 -> GN -> LeakyReLU -> 3x3 -> 3x3 (no output activation). */
+static void declare_stage3(VaeDecoderParams *d, const VaeConfig *cfg, Params *p)
+{
+    int b = cfg->base;
+    d->s3_merge = declare_conv(p, 4 * b + b, 4 * b, 1, "decoder.stg3.0");
+    d->s3_conv = declare_conv(p, 4 * b, 4 * b, 3, "decoder.stg3.1");
+    d->s3_res1 = declare_res(p, 4 * b, 2 * b, "decoder.stg3.2");
+    d->s3_res2 = declare_res(p, 2 * b, 2 * b, "decoder.stg3.3");
+    d->s3_up = declare_conv_transpose(p, 2 * b, 2 * b, 4, "decoder.stg3.4");
+    d->s3_conv2 = declare_conv(p, 2 * b, 2 * b, 3, "decoder.stg3.5");
+    d->s3_res3 = declare_res(p, 2 * b, b, "decoder.stg3.6");
+    d->s3_res4 = declare_res(p, b, b, "decoder.stg3.7");
+    d->norm_out = declare_norm(p, b, "decoder.stg3.8");
+    d->conv_out1 = declare_conv(p, b, b / 2, 3, "decoder.stg3.10");
+    d->conv_out2 = declare_conv(p, b / 2, cfg->in_ch, 3, "decoder.stg3.11");
+}
+
+int vae_declare(Vae *m, const VaeConfig *cfg, Params *p)
+{
+    if (vae_config_check(cfg)) return SD_ERR;
+    m->cfg = *cfg;
+    declare_encoder(&m->enc, cfg, p);
+    declare_stage1(&m->dec, cfg, p);
+    declare_stage2(&m->dec, cfg, p);
+    declare_stage3(&m->dec, cfg, p);
+    return p->failed ? SD_ERR : SD_OK;
+}
+
+/* ------------------------------------------------------------------ forward */
+
+#define LEAKY_SLOPE 0.3f
+#define GN_EPS 1e-5f
+
+static Fmap leaky(Pass *ps, Fmap x) { return layer_act(ps, ACT_LEAKY_RELU, LEAKY_SLOPE, x); }
+
+static Fmap res_forward(Pass *ps, const VaeResParams *r, int groups, Fmap x)
+{
+    Fmap y = layer_conv(ps, &r->conv_1, leaky(ps, layer_group_norm(ps, &r->groupnorm_1, x, groups, GN_EPS)), 1, 1);
+    y = layer_conv(ps, &r->conv_2, leaky(ps, layer_group_norm(ps, &r->groupnorm_2, y, groups, GN_EPS)), 1, 1);
+    Fmap skip = r->residual_layer.w < 0 ? x : layer_conv(ps, &r->residual_layer, x, 1, 0);
+    return layer_add(ps, y, skip);
+}
+
+/* x + OutProj(SDPA(InProj(x))) over the h*w tokens, one head (its groupnorm is unused). */
+static Fmap attn_forward(Pass *ps, const VaeAttnParams *a, Fmap x)
+{
+    int len = x.h * x.w, rows = ps->n * len;
+    real *qkv = layer_linear(ps, &a->in_proj, layer_to_tokens(ps, x), rows);
+    real *y = layer_linear(ps, &a->out_proj, layer_attention(ps, qkv, len, 1, x.c), rows);
+    return layer_add(ps, layer_from_tokens(ps, y, x.c, x.h, x.w), x);
+}
+
+/* The seed's downsampling: F.pad(x, (0, 1, 0, 1)) then Conv3x3 stride 2, padding 0. */
+static Fmap down_forward(Pass *ps, const ConvParams *c, Fmap x)
+{
+    return layer_conv_padded(ps, c, x, 2, (const int[]){0, 1, 0, 1});
+}
+
+/* Channels [0, c) and [c, 2c) of each sample of x [n, 2c, hw] into a and b [n, c, hw]. */
+static void split_channels(Pass *ps, Fmap x, real *a, real *b)
+{
+    size_t half = (size_t)x.c / 2 * x.h * x.w;
+    for (int s = 0; s < ps->n; s++) {
+        ps->be->copy(ps->be->ctx, a + s * half, x.d + 2 * s * half, half * sizeof(real));
+        ps->be->copy(ps->be->ctx, b + s * half, x.d + (2 * s + 1) * half, half * sizeof(real));
+    }
+}
+
+int vae_encode(const Vae *m, const Params *p, Workspace *ws, int n, int h, int w, const real *x, VaeEncoding *e)
+{
+    if (n < 1 || h < 8 || w < 8 || h % 8 || w % 8)
+        return sd_fail("VAE: input %dx%d (batch %d) must be a positive multiple of 8", h, w, n);
+    const VaeEncoderParams *enc = &m->enc;
+    int g = m->cfg.groups;
+    ws_rewind(ws);
+    Pass ps = {p->be, p, ws, n};
+    Fmap y = layer_conv(&ps, &enc->conv_in, (Fmap){(real *)x, m->cfg.in_ch, h, w}, 1, 1);
+    Fmap *skip[3] = {&e->f1, &e->f2, &e->f3};
+    for (int s = 0; s < 3; s++)
+        *skip[s] = y = down_forward(&ps, &enc->stage_down[s], res_forward(&ps, &enc->stage_res[s], g, y));
+    y = res_forward(&ps, &enc->mid_res1, g, y);
+    y = attn_forward(&ps, &enc->mid_attn, y);
+    y = res_forward(&ps, &enc->mid_res2, g, y);
+    y = leaky(&ps, layer_group_norm(&ps, &enc->norm_out, y, g, GN_EPS));
+    y = layer_conv(&ps, &enc->conv_out2, layer_conv(&ps, &enc->conv_out1, y, 1, 1), 1, 1);
+    size_t half = fmap_numel(&ps, y) / 2;
+    e->mean = ws_take(ws, half);
+    e->logvar = ws_take(ws, half);
+    split_channels(&ps, y, e->mean, e->logvar);
+    return SD_OK;
+}
+
+static Fmap stage1_forward(Pass *ps, const VaeDecoderParams *d, int g, Fmap x)
+{
+    x = layer_conv(ps, &d->s1_conv, layer_conv(ps, &d->s1_merge, x, 1, 0), 1, 1);
+    x = res_forward(ps, &d->s1_res2, g, attn_forward(ps, &d->s1_attn, res_forward(ps, &d->s1_res1, g, x)));
+    return layer_conv_transpose(ps, &d->s1_up, x, 2, 1);
+}
+
+static Fmap stage2_forward(Pass *ps, const VaeDecoderParams *d, int g, Fmap x)
+{
+    x = layer_conv(ps, &d->s2_conv, layer_conv(ps, &d->s2_merge, x, 1, 0), 1, 1);
+    x = layer_conv_transpose(ps, &d->s2_up, res_forward(ps, &d->s2_res, g, x), 2, 1);
+    return layer_conv(ps, &d->s2_out, x, 1, 0);
+}
+
+static Fmap stage3_forward(Pass *ps, const VaeDecoderParams *d, int g, Fmap x)
+{
+    x = layer_conv(ps, &d->s3_conv, layer_conv(ps, &d->s3_merge, x, 1, 0), 1, 1);
+    x = res_forward(ps, &d->s3_res2, g, res_forward(ps, &d->s3_res1, g, x));
+    x = layer_conv(ps, &d->s3_conv2, layer_conv_transpose(ps, &d->s3_up, x, 2, 1), 1, 1);
+    x = res_forward(ps, &d->s3_res4, g, res_forward(ps, &d->s3_res3, g, x));
+    x = leaky(ps, layer_group_norm(ps, &d->norm_out, x, g, GN_EPS));
+    return layer_conv(ps, &d->conv_out2, layer_conv(ps, &d->conv_out1, x, 1, 1), 1, 1);
+}
+
+void vae_decode(const Vae *m, const Params *p, Workspace *ws, int n, const VaeEncoding *e, const real *z, real *out)
+{
+    Pass ps = {p->be, p, ws, n};
+    int g = m->cfg.groups;
+    Fmap x = {(real *)z, m->cfg.latent, e->f3.h, e->f3.w};
+    x = stage1_forward(&ps, &m->dec, g, layer_concat(&ps, x, e->f3));
+    x = stage2_forward(&ps, &m->dec, g, layer_concat(&ps, x, e->f2));
+    x = stage3_forward(&ps, &m->dec, g, layer_concat(&ps, x, e->f1));
+    p->be->copy(p->be->ctx, out, x.d, fmap_numel(&ps, x) * sizeof(real));
+}

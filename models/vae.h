@@ -1,0 +1,87 @@
+/* The seed's VAE (../shared/docs/seed-models.md, "VAE"): encoder 1x256x256 -> latent
+ * 32x32x32, decoder fed by the encoder's skip features f1, f2, f3. Parameters are named
+ * and shaped exactly as checkpoint-keys/vae.tsv for the seed config (55.0 M values),
+ * including the declared-but-unused GroupNorm of each attention block. Widths scale with
+ * `base` (stages base, 2 base, 4 base; the decoder's first 1x1 goes to 2 base, its last
+ * 3x3 to base / 2) so small versions train on a CPU. */
+#ifndef SDSEG_VAE_H
+#define SDSEG_VAE_H
+
+#include "layers.h"
+
+typedef struct {
+    int in_ch;  /* image channels: 1 */
+    int base;   /* 128 */
+    int latent; /* latent channels: 32 (the encoder emits mean and logvar, 2 * latent) */
+    int groups; /* GroupNorm groups: 32 */
+} VaeConfig;
+
+/* VRes(cin, cout): GN -> LeakyReLU(0.3) -> Conv3x3 -> GN -> LeakyReLU -> Conv3x3, plus skip. */
+typedef struct {
+    NormParams groupnorm_1, groupnorm_2;
+    ConvParams conv_1, conv_2, residual_layer; /* residual_layer.w = -1: identity */
+} VaeResParams;
+
+/* VAttn(c): x + OutProj(SDPA(InProj(x))), one head; `groupnorm` is declared, never applied. */
+typedef struct {
+    NormParams groupnorm;
+    LinearParams in_proj, out_proj;
+} VaeAttnParams;
+
+typedef struct {
+    ConvParams conv_in;                   /* main.0 */
+    VaeResParams stage_res[3];            /* main.1, 3, 5 */
+    ConvParams stage_down[3];             /* main.2, 4, 6: pad right/bottom 1, 3x3 stride 2 -> f1, f2, f3 */
+    VaeResParams mid_res1, mid_res2;      /* main.7, 9 */
+    VaeAttnParams mid_attn;               /* main.8 */
+    NormParams norm_out;                  /* main.10 (main.11 is the LeakyReLU) */
+    ConvParams conv_out1, conv_out2;      /* main.12, 13 -> mean | logvar */
+} VaeEncoderParams;
+
+typedef struct {
+    ConvParams s1_merge, s1_conv;         /* stg1.0 (1x1 of cat(z, f3)), stg1.1 */
+    VaeResParams s1_res1, s1_res2;        /* stg1.2, 4 */
+    VaeAttnParams s1_attn;                /* stg1.3 */
+    ConvTParams s1_up;                    /* stg1.5: ConvT 4x4 s2 p1 */
+    ConvParams s2_merge, s2_conv;         /* stg2.0 (1x1 of cat(x, f2)), stg2.1 */
+    VaeResParams s2_res;                  /* stg2.2 */
+    ConvTParams s2_up;                    /* stg2.3 */
+    ConvParams s2_out;                    /* stg2.4: 1x1 */
+    ConvParams s3_merge, s3_conv;         /* stg3.0 (1x1 of cat(x, f1)), stg3.1 */
+    VaeResParams s3_res1, s3_res2;        /* stg3.2, 3 */
+    ConvTParams s3_up;                    /* stg3.4 */
+    ConvParams s3_conv2;                  /* stg3.5 */
+    VaeResParams s3_res3, s3_res4;        /* stg3.6, 7 */
+    NormParams norm_out;                  /* stg3.8 (stg3.9 is the LeakyReLU) */
+    ConvParams conv_out1, conv_out2;      /* stg3.10, 11 */
+} VaeDecoderParams;
+
+typedef struct {
+    VaeConfig cfg;
+    VaeEncoderParams enc;
+    VaeDecoderParams dec;
+} Vae;
+
+VaeConfig vae_config_seed(void);
+/* SD_ERR for widths the GroupNorms cannot split (base, 2 latent not multiples of groups). */
+int vae_config_check(const VaeConfig *cfg);
+/* Declare every parameter into p (in state_dict order). SD_ERR on a bad config. */
+int vae_declare(Vae *m, const VaeConfig *cfg, Params *p);
+
+/* The encoder's outputs: the skip features the seed's decoder reads and the posterior
+ * N(mean, exp(logvar)), each [n, latent, h/8, w/8], in backend memory owned by the
+ * workspace. logvar is NOT yet clamped to [-30, 20]: that and z = mean + exp(logvar/2) eps
+ * need an elementwise exp the operator table does not have yet. */
+typedef struct {
+    Fmap f1, f2, f3;
+    real *mean, *logvar;
+} VaeEncoding;
+
+/* Encode images x [n, in_ch, h, w] (backend memory; h, w positive multiples of 8). Starts
+ * a pass on ws. SD_ERR on a bad size. */
+int vae_encode(const Vae *m, const Params *p, Workspace *ws, int n, int h, int w, const real *x, VaeEncoding *e);
+/* Decode latents z [n, latent, h/8, w/8] with the skips of the vae_encode just before (the
+ * pass continues on the same ws) into out [n, in_ch, h, w]. */
+void vae_decode(const Vae *m, const Params *p, Workspace *ws, int n, const VaeEncoding *e, const real *z, real *out);
+
+#endif
