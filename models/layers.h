@@ -8,7 +8,14 @@
  * declaration is recorded in p and reported by params_alloc.
  *
  * Forward helpers take a Pass (backend, parameters, workspace, batch) and return a new
- * activation taken from the workspace; inputs are never overwritten. */
+ * activation taken from the workspace; inputs are never overwritten.
+ *
+ * Backward: in a training pass (ws_set_training) every helper also records itself on the
+ * workspace's tape; layers_backward then runs the recorded layers in reverse, from the
+ * gradients of the pass's outputs to the parameter gradients. So a model written with
+ * these helpers needs no backward code of its own -- provided every operation of its
+ * training pass goes through a helper (an operator called directly would not pass its
+ * gradient on). */
 #ifndef SDSEG_LAYERS_H
 #define SDSEG_LAYERS_H
 
@@ -27,6 +34,13 @@ ConvTParams declare_conv_transpose(Params *p, int c_in, int c_out, int k, const 
 LinearParams declare_linear(Params *p, int in, int out, int bias, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 NormParams declare_norm(Params *p, int c, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* PyTorch's default initialization of every declared tensor, from Philox streams (seed,
+ * tensor id): convolution, transposed-convolution and linear weights kaiming_uniform(a =
+ * sqrt(5)) and their biases U(+-1/sqrt(fan_in)) -- both bounds 1/sqrt(fan_in), fan_in =
+ * weight numel / shape[0] (torch's, for all three layouts) -- and normalization weights 1,
+ * biases 0. */
+void layers_init_torch(const Params *p, uint64_t seed);
 
 /* ------------------------------------------------------------------ forward */
 
@@ -53,6 +67,8 @@ Fmap layer_act(Pass *ps, Act act, float slope, Fmap x);
 Fmap layer_add(Pass *ps, Fmap a, Fmap b);
 real *layer_sum(Pass *ps, const real *a, const real *b, size_t n); /* a + b, n values */
 Fmap layer_concat(Pass *ps, Fmap a, Fmap b); /* channels of a, then b */
+/* The inverse of concat: channels [0, c/2) of x into *a, [c/2, c) into *b. */
+void layer_split(Pass *ps, Fmap x, Fmap *a, Fmap *b);
 Fmap layer_upsample(Pass *ps, Fmap x);       /* nearest x2 */
 /* x [rows, in] -> [rows, out]; rows counts the whole batch. */
 real *layer_linear(Pass *ps, const LinearParams *l, const real *x, int rows);
@@ -62,5 +78,17 @@ real *layer_attention(Pass *ps, const real *qkv, int len, int heads, int c);
 /* Tokens: [n, c, h*w] <-> [n, h*w, c]. */
 real *layer_to_tokens(Pass *ps, Fmap x);
 Fmap layer_from_tokens(Pass *ps, const real *tokens, int c, int h, int w);
+/* z = mean + exp(clamp(logvar, -30, 20) / 2) * eps, n values (eps gets no gradient). */
+real *layer_reparameterize(Pass *ps, const real *mean, const real *logvar, const real *eps, size_t n);
+/* n copies of `value` (a constant: no gradient, not recorded). */
+real *layer_constant(Pass *ps, size_t n, real value);
+
+/* ------------------------------------------------------------------ backward */
+
+/* Backpropagate through the tape of the training pass just run on ws, last layer first.
+ * Before: ws_zero_grads(ws), then the gradients of the pass's outputs written (added)
+ * into ws_grad(ws, output). Parameter gradients ACCUMULATE into p->grad (zero them once
+ * per optimizer step); gradients of the pass's inputs (pointers not from ws) are dropped. */
+void layers_backward(const Params *p, Workspace *ws);
 
 #endif

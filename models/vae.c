@@ -139,16 +139,6 @@ static Fmap down_forward(Pass *ps, const ConvParams *c, Fmap x)
     return layer_conv_padded(ps, c, x, 2, (const int[]){0, 1, 0, 1});
 }
 
-/* Channels [0, c) and [c, 2c) of each sample of x [n, 2c, hw] into a and b [n, c, hw]. */
-static void split_channels(Pass *ps, Fmap x, real *a, real *b)
-{
-    size_t half = (size_t)x.c / 2 * x.h * x.w;
-    for (int s = 0; s < ps->n; s++) {
-        ps->be->copy(ps->be->ctx, a + s * half, x.d + 2 * s * half, half * sizeof(real));
-        ps->be->copy(ps->be->ctx, b + s * half, x.d + (2 * s + 1) * half, half * sizeof(real));
-    }
-}
-
 int vae_encode(const Vae *m, const Params *p, Workspace *ws, int n, int h, int w, const real *x, VaeEncoding *e)
 {
     if (n < 1 || h < 8 || w < 8 || h % 8 || w % 8)
@@ -166,10 +156,9 @@ int vae_encode(const Vae *m, const Params *p, Workspace *ws, int n, int h, int w
     y = res_forward(&ps, &enc->mid_res2, g, y);
     y = leaky(&ps, layer_group_norm(&ps, &enc->norm_out, y, g, GN_EPS));
     y = layer_conv(&ps, &enc->conv_out2, layer_conv(&ps, &enc->conv_out1, y, 1, 1), 1, 1);
-    size_t half = fmap_numel(&ps, y) / 2;
-    e->mean = ws_take(ws, half);
-    e->logvar = ws_take(ws, half);
-    split_channels(&ps, y, e->mean, e->logvar);
+    Fmap mean, logvar;
+    layer_split(&ps, y, &mean, &logvar);
+    e->mean = mean.d, e->logvar = logvar.d;
     return SD_OK;
 }
 
@@ -197,13 +186,57 @@ static Fmap stage3_forward(Pass *ps, const VaeDecoderParams *d, int g, Fmap x)
     return layer_conv(ps, &d->conv_out2, layer_conv(ps, &d->conv_out1, x, 1, 1), 1, 1);
 }
 
+static Fmap decode(const Vae *m, Pass *ps, const VaeEncoding *e, const real *z)
+{
+    int g = m->cfg.groups;
+    Fmap x = {(real *)z, m->cfg.latent, e->f3.h, e->f3.w};
+    x = stage1_forward(ps, &m->dec, g, layer_concat(ps, x, e->f3));
+    x = stage2_forward(ps, &m->dec, g, layer_concat(ps, x, e->f2));
+    return stage3_forward(ps, &m->dec, g, layer_concat(ps, x, e->f1));
+}
+
 void vae_decode(const Vae *m, const Params *p, Workspace *ws, int n, const VaeEncoding *e, const real *z, real *out)
 {
     Pass ps = {p->be, p, ws, n};
-    int g = m->cfg.groups;
-    Fmap x = {(real *)z, m->cfg.latent, e->f3.h, e->f3.w};
-    x = stage1_forward(&ps, &m->dec, g, layer_concat(&ps, x, e->f3));
-    x = stage2_forward(&ps, &m->dec, g, layer_concat(&ps, x, e->f2));
-    x = stage3_forward(&ps, &m->dec, g, layer_concat(&ps, x, e->f1));
+    Fmap x = decode(m, &ps, e, z);
     p->be->copy(p->be->ctx, out, x.d, fmap_numel(&ps, x) * sizeof(real));
+}
+
+/* ------------------------------------------------------------------ training */
+
+int vae_forward(const Vae *m, const Params *p, Workspace *ws, int n, int h, int w, const real *x, const real *eps,
+                VaeForward *o)
+{
+    if (vae_encode(m, p, ws, n, h, w, x, &o->enc)) return SD_ERR;
+    Pass ps = {p->be, p, ws, n};
+    size_t latent = (size_t)n * m->cfg.latent * o->enc.f3.h * o->enc.f3.w;
+    o->z = layer_reparameterize(&ps, o->enc.mean, o->enc.logvar, eps, latent);
+    o->recon = decode(m, &ps, &o->enc, o->z).d;
+    o->n = n;
+    o->pixels = (size_t)n * m->cfg.in_ch * h * w;
+    o->latent = latent;
+    return SD_OK;
+}
+
+void vae_loss(const Params *p, Workspace *ws, const VaeLossConfig *lc, const VaeForward *o, const real *x,
+              double scale, VaeLoss *out)
+{
+    const Backend *be = p->be;
+    Pass ps = {be, p, ws, o->n};
+    const real *logvar = o->enc.logvar, *mu = o->enc.mean;
+    if (lc->kl_std_for_mean) /* std = 0 + exp(clamp(logvar)/2) * 1, recorded for the backward */
+        mu = layer_reparameterize(&ps, layer_constant(&ps, o->latent, 0), logvar, layer_constant(&ps, o->latent, 1),
+                                  o->latent);
+    real *scalars = ws_take(ws, 2), host[2];
+    be->mse_forward(be->ctx, o->pixels, scalars, o->recon, x);
+    be->kl_gauss_forward(be->ctx, o->latent, scalars + 1, mu, logvar);
+    be->download(be->ctx, host, scalars, sizeof host);
+    out->mse = host[0], out->kl = host[1];
+    out->total = out->mse + lc->kl_weight * out->kl;
+    if (!ws->training) return;
+    ws_zero_grads(ws);
+    be->mse_backward(be->ctx, o->pixels, (real)scale, ws_grad(ws, o->recon), o->recon, x);
+    be->kl_gauss_backward(be->ctx, o->latent, (real)(scale * lc->kl_weight), ws_grad(ws, mu), ws_grad(ws, logvar), mu,
+                          logvar);
+    layers_backward(p, ws);
 }

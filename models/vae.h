@@ -70,8 +70,8 @@ int vae_declare(Vae *m, const VaeConfig *cfg, Params *p);
 
 /* The encoder's outputs: the skip features the seed's decoder reads and the posterior
  * N(mean, exp(logvar)), each [n, latent, h/8, w/8], in backend memory owned by the
- * workspace. logvar is NOT yet clamped to [-30, 20]: that and z = mean + exp(logvar/2) eps
- * need an elementwise exp the operator table does not have yet. */
+ * workspace. logvar is as the encoder emits it; the reparameterization clamps it to
+ * [-30, 20]. */
 typedef struct {
     Fmap f1, f2, f3;
     real *mean, *logvar;
@@ -83,5 +83,40 @@ int vae_encode(const Vae *m, const Params *p, Workspace *ws, int n, int h, int w
 /* Decode latents z [n, latent, h/8, w/8] with the skips of the vae_encode just before (the
  * pass continues on the same ws) into out [n, in_ch, h, w]. */
 void vae_decode(const Vae *m, const Params *p, Workspace *ws, int n, const VaeEncoding *e, const real *z, real *out);
+
+/* ------------------------------------------------------------------ training */
+
+/* A whole pass, as the seed trained it: encode x, z = mean + exp(clamp(logvar)/2) eps
+ * (eps [n, latent, h/8, w/8] from the caller), decode z with the skips. Everything lives in
+ * ws; in a training pass (ws_set_training) it is recorded for vae_loss's backward. */
+typedef struct {
+    VaeEncoding enc;
+    real *z, *recon; /* recon [n, in_ch, h, w] */
+    int n;
+    size_t pixels, latent; /* values of recon and of z */
+} VaeForward;
+
+int vae_forward(const Vae *m, const Params *p, Workspace *ws, int n, int h, int w, const real *x, const real *eps,
+                VaeForward *o);
+
+/* The seed's loss MSE(recon, x) + kl_weight * KL, KL = -0.5 mean(1 + logvar - mu^2 -
+ * exp(logvar)) over the latent elements, where mu is the mean -- or, with the seed's defect
+ * 3 (kl_std_for_mean), the standard deviation exp(clamp(logvar)/2). The KL reads logvar as
+ * the encoder emits it (the clamp only acts outside [-30, 20], where exp overflows anyway).
+ * With the defect, KL >= ln(2)/2 = 0.347 per element whatever the model does. */
+typedef struct {
+    double kl_weight;    /* beta: 1 */
+    int kl_std_for_mean; /* 1: the seed's defect 3 */
+} VaeLossConfig;
+
+typedef struct {
+    double mse, kl, total; /* total = mse + kl_weight * kl */
+} VaeLoss;
+
+/* The loss of the vae_forward just run on ws (x: its input). After a training pass it
+ * also backpropagates scale * d(total) into p->grad (accumulated; activation gradients
+ * are zeroed first). */
+void vae_loss(const Params *p, Workspace *ws, const VaeLossConfig *lc, const VaeForward *o, const real *x,
+              double scale, VaeLoss *out);
 
 #endif

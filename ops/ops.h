@@ -167,6 +167,11 @@ int blur3x3_out(int h, int stride);
     /* KL(N(mean, exp(logvar)) || N(0,1)) = -0.5 * mean(1 + logvar - mean^2 - exp(logvar)) */ \
     X(void, kl_gauss_forward, (void *ctx, size_t n, real *loss, const real *mean, const real *logvar)) \
     X(void, kl_gauss_backward, (void *ctx, size_t n, real scale, real *dmean, real *dlogvar, const real *mean, const real *logvar)) \
+    /* VAE reparameterization z = mean + exp(clamp(logvar, -30, 20) / 2) * eps over n elements; \
+     * backward: dmean += dz, dlogvar += dz * eps * exp(logvar/2) / 2 where -30 <= logvar <= 20 \
+     * and nothing where clamped (torch.clamp's gradient); eps has no gradient */ \
+    X(void, reparameterize_forward, (void *ctx, size_t n, real *z, const real *mean, const real *logvar, const real *eps)) \
+    X(void, reparameterize_backward, (void *ctx, size_t n, real *dmean, real *dlogvar, const real *dz, const real *logvar, const real *eps)) \
     /* BCE with logits, stable form max(x,0) - x*t + log1p(exp(-|x|)) */ \
     X(void, bce_logits_forward, (void *ctx, size_t n, real *loss, const real *logits, const real *target)) \
     X(void, bce_logits_backward, (void *ctx, size_t n, real scale, real *dlogits, const real *logits, const real *target)) \

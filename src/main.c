@@ -12,6 +12,7 @@ int cmd_segment(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_train_seg(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
+int cmd_train_vae(int argc, char **argv);
 
 static const Command commands[] = {
     {"prep", cmd_prep, "cut TIFF stacks into train/val tile datasets"},
@@ -21,6 +22,7 @@ static const Command commands[] = {
     {"eval", cmd_eval, "score a segmentation: IoU, Dice, sweep, object scores and measurements"},
     {"train-seg", cmd_train_seg, "train the segmentation U-Net (seed or improved recipe), resumable"},
     {"predict", cmd_predict, "raw network output (logits) for an NCHW .npy batch"},
+    {"train-vae", cmd_train_vae, "train the seed's VAE (its recipe, defects switchable), resumable"},
     {NULL, NULL, NULL},
 };
 

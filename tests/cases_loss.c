@@ -1,6 +1,7 @@
-/* Cases for the losses: inputs (prediction, target) or (mean, logvar), output the loss
- * [1]. The backward scale is the loss's output gradient dout[0], read back to the host,
- * so the scale argument is exercised with an arbitrary value. */
+/* Cases for the losses and the VAE reparameterization. Losses: inputs (prediction, target)
+ * or (mean, logvar), output the loss [1]. The backward scale is the loss's output gradient
+ * dout[0], read back to the host, so the scale argument is exercised with an arbitrary
+ * value. */
 #include "op_case.h"
 
 static real host_scalar(const Backend *be, const real *x)
@@ -84,6 +85,26 @@ static void iou_bwd(const Backend *be, const OpCase *c, real *const *in, real *c
                           in[1]);
 }
 
+/* reparameterize: mean, logvar, eps -> z; gradients to mean and logvar. */
+static void reparam_fwd(const Backend *be, const OpCase *c, real *const *in, real *const *out, real *const *aux)
+{
+    (void)aux;
+    be->reparameterize_forward(be->ctx, spec_numel(c->in[0]), out[0], in[0], in[1], in[2]);
+}
+
+static void reparam_bwd(const Backend *be, const OpCase *c, real *const *in, real *const *out, real *const *aux,
+                        real *const *dout, real *const *din)
+{
+    (void)out;
+    (void)aux;
+    be->reparameterize_backward(be->ctx, spec_numel(c->in[0]), din[0], din[1], dout[0], in[1], in[2]);
+}
+
+#define REPARAM_CASE(nm, shape, logvar_range, prm) \
+    {.name = "reparameterize/" nm, .op = "reparameterize", .params = prm, \
+     .in = {shape ":-2:2", shape logvar_range, shape ":-2:2"}, .out = {shape}, .grad = 3, \
+     .forward = reparam_fwd, .backward = reparam_bwd}
+
 /* grad: bit mask of the inputs with a gradient (the target never has one) */
 #define LOSS_ENTRY(nm, key, pred, target, prm, grad_bits, fn, fl) \
     {.name = #key "/" nm, .op = #key, .params = prm, .in = {pred, target}, .out = {"1"}, .grad = grad_bits, \
@@ -111,5 +132,11 @@ const OpCase cases_loss[] = {
     LOSS_CASE("s1_4x31", soft_iou, "4x31:0:1", "4x31:0:1", "smooth=1", 1, iou),
     LOSS_CASE("s1e-3_2x3x9", soft_iou, "2x3x9:0:1", "2x3x9:0:1", "smooth=0.001", 1, iou),
     LARGE_CASE(soft_iou, "2x20011:0:1", "2x20011:0:1", "smooth=1", 1, iou),
+    REPARAM_CASE("2x4x5x5", "2x4x5x5", ":-3:3", ""),
+    /* logvar beyond both clamp bounds: z saturates there and its logvar gradient is 0. z
+     * reaches 2 exp(10), so the weighted loss is ~1e6 and its float64 central differences
+     * carry ~1e-6 relative noise on the O(1) mean gradient: limit 1e-5 */
+    REPARAM_CASE("clamped", "3x7x11", ":-40:28", "gradtol=1e-5"),
+    REPARAM_CASE("large", "3x12001", ":-4:2", ""),
     {0},
 };

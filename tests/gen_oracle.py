@@ -8,7 +8,9 @@ unet_config.txt / vae_config.txt. Each C checkpoint must load with
 load_state_dict(strict=True) -- the same names, shapes and layouts -- and the C outputs
 (U-Net prediction; DDIM-4 sampling with the U-Net, run by tests/sampler_oracle.py's
 reference DDIM; VAE mean, logvar and reconstruction from the same eps) must match this
-model's within TOL.
+model's within TOL. The VAE's training loss (MSE + 0.5 KL, with the mean in the KL and
+with the seed's defect 3, the standard deviation in its place) and the gradient of every
+parameter by autograd must match the C backward's within TOL and GRAD_TOL per tensor.
 """
 import json
 import math
@@ -25,6 +27,8 @@ from sampler_oracle import alphas_cumprod, ddim
 
 torch.set_default_dtype(torch.float64)
 TOL = 1e-5  # max |C - reference| / max |reference| (C runs in float32)
+GRAD_TOL = 1e-4  # the same, per parameter gradient tensor
+KL_WEIGHT = 0.5  # t_gen_models' dump_vae_grads
 SLOPE = 0.3
 
 
@@ -334,14 +338,56 @@ def check_vae(d):
             ("VAE reconstruction", rel_error(load(d, "vae_out.npy"), recon))]
 
 
+def vae_loss(model, x, eps, kl_std_for_mean):
+    """The seed's objective: MSE(recon, x) + KL_WEIGHT * KL(N(mu, exp(logvar)) || N(0, 1))."""
+    mean, logvar, skips = model.encoder(x)
+    std = torch.exp(0.5 * torch.clamp(logvar, -30, 20))
+    recon = model.decoder(mean + std * eps, skips)
+    mu = std if kl_std_for_mean else mean
+    mse = F.mse_loss(recon, x)
+    kl = -0.5 * torch.mean(1 + logvar - mu ** 2 - logvar.exp())
+    return mse, kl, mse + KL_WEIGHT * kl
+
+
+def grad_error(got, ref):
+    """max |C - autograd| / max |autograd| for one tensor (absolute where autograd is 0)."""
+    scale = float(ref.abs().max())
+    return float((got - ref).abs().max()) / (scale if scale > 0 else 1.0)
+
+
+def check_vae_grads(d):
+    model = build(d, "vae", Vae)
+    x, eps = load(d, "vae_x.npy"), load(d, "vae_eps.npy")
+    rows = []
+    for variant, defect in (("fixed", False), ("seed", True)):
+        model.zero_grad(set_to_none=False)
+        losses = vae_loss(model, x, eps, defect)
+        losses[2].backward()
+        got = load(d, f"vae_loss_{variant}.npy")
+        ref = torch.stack([v.detach() for v in losses])
+        rows.append((f"VAE loss, KL {variant}", rel_error(got, ref), TOL))
+        grads = read_safetensors(os.path.join(d, f"vae_grad_{variant}.safetensors"))
+        worst, where = 0.0, ""
+        for name, param in model.named_parameters():
+            ref = torch.zeros_like(param) if param.grad is None else param.grad  # the unused GroupNorms
+            e = grad_error(grads[name], ref)
+            if not e <= worst:
+                worst, where = e, name
+        rows.append((f"VAE gradients, KL {variant} (worst {where})", worst, GRAD_TOL))
+    return rows
+
+
 def main():
     d = sys.argv[1]
     with torch.no_grad():
-        rows = check_unet(d) + check_vae(d)
+        rows = [(label, err, TOL) for label, err in check_unet(d) + check_vae(d)]
+    rows += check_vae_grads(d)
     failed = 0
-    for label, err in rows:
-        failed += err > TOL
-        print(f"{label:<28} (strict state_dict load) rel error {err:.2e}  {'ok' if err <= TOL else 'FAIL'}")
+    print("(every checkpoint loaded with a strict state_dict load)")
+    for label, err, tol in rows:
+        ok = err <= tol
+        failed += not ok
+        print(f"{label:<54} rel error {err:.2e} (limit {tol:.0e})  {'ok' if ok else 'FAIL'}")
     sys.exit(1 if failed else 0)
 
 

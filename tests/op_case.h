@@ -59,7 +59,7 @@ extern const OpCase cases_conv[];   /* tests/cases_conv.c:  conv2d, conv_transpo
 extern const OpCase cases_norm[];   /* tests/cases_norm.c:  batch/group/layer norm */
 extern const OpCase cases_elem[];   /* tests/cases_elem.c:  activations, pooling, resampling, plumbing, FiLM, GeGLU, timestep embedding */
 extern const OpCase cases_attn[];   /* tests/cases_attn.c:  attention core and full multi-head self-attention */
-extern const OpCase cases_loss[];   /* tests/cases_loss.c:  losses */
+extern const OpCase cases_loss[];   /* tests/cases_loss.c:  losses, VAE reparameterization */
 extern const OpCase cases_optim[];  /* tests/cases_optim.c: optimizers, clipping, EMA, LR schedules */
 
 #endif

@@ -1,4 +1,5 @@
-"""PyTorch references for tests/cases_loss.c (each loss as a one-element tensor)."""
+"""PyTorch references for tests/cases_loss.c (each loss as a one-element tensor) and the
+VAE reparameterization."""
 import torch
 import torch.nn.functional as F
 
@@ -21,6 +22,11 @@ def soft_iou(p, xs):
     return 1 - (inter + s) / (prob.sum() + target.sum() - inter + s)
 
 
+def reparameterize(p, xs):
+    mean, logvar, eps = xs
+    return [mean + torch.exp(torch.clamp(logvar, -30, 20) / 2) * eps]
+
+
 def scalar(fn):
     return lambda p, xs: [fn(p, xs).reshape(1)]
 
@@ -31,4 +37,5 @@ OPS = {
     "bce_logits": scalar(lambda p, xs: F.binary_cross_entropy_with_logits(xs[0], xs[1])),
     "soft_dice": scalar(soft_dice),
     "soft_iou": scalar(soft_iou),
+    "reparameterize": reparameterize,
 }

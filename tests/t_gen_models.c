@@ -5,8 +5,8 @@
  *                          ../shared/docs/checkpoint-keys) and the documented parameter
  *                          counts (seed-models.md: VAE 55.0 M, diffusion model 801.4 M)
  *   t_gen_models dump DIR  a small diffusion U-Net and a small VAE with random weights
- *                          (checkpoints), their inputs and forward outputs, for
- *                          tests/gen_oracle.py */
+ *                          (checkpoints), their inputs and forward outputs, and the VAE's
+ *                          training-loss gradients, for tests/gen_oracle.py */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -218,11 +218,31 @@ static void dump_unet(const Backend *be, const char *dir)
     params_free(&p);
 }
 
-/* z = mean + exp(clamp(logvar, -30, 20) / 2) eps, on the host (CPU backend memory) until
- * the operator table has an elementwise exp. */
-static void reparameterize(size_t n, real *z, const real *mean, const real *logvar, const real *eps)
+/* The seed loss's gradients for both KL variants (with kl_weight 0.5, so the weight is
+ * exercised): vae_grad_<variant>.safetensors holds every parameter's gradient and
+ * vae_loss_<variant>.npy the values (mse, kl, total). */
+static void dump_vae_grads(const Vae *m, const Params *p, Workspace *ws, const char *dir, const real *x,
+                           const real *eps, int n, int h, int w)
 {
-    for (size_t i = 0; i < n; i++) z[i] = mean[i] + (real)exp(0.5 * fmin(fmax(logvar[i], -30), 20)) * eps[i];
+    const char *variant[2] = {"fixed", "seed"};
+    ws_set_training(ws, 1);
+    for (int defect = 0; defect < 2; defect++) {
+        VaeForward o;
+        VaeLoss loss;
+        VaeLossConfig lc = {.kl_weight = 0.5, .kl_std_for_mean = defect};
+        params_zero_grad(p);
+        if (vae_forward(m, p, ws, n, h, w, x, eps, &o)) sd_die(1, "%s", sd_last_error());
+        vae_loss(p, ws, &lc, &o, x, 1, &loss);
+        char path[600], name[32];
+        snprintf(path, sizeof path, "%s/vae_grad_%s.safetensors", dir, variant[defect]);
+        CkptSection sec = {"", &p->list, p->grad};
+        if (ckpt_save(path, p->be, &sec, 1, NULL, 0)) sd_die(1, "%s", sd_last_error());
+        real values[3] = {(real)loss.mse, (real)loss.kl, (real)loss.total};
+        long shape[1] = {3};
+        snprintf(name, sizeof name, "vae_loss_%s.npy", variant[defect]);
+        save_npy(dir, name, values, 1, shape);
+    }
+    ws_set_training(ws, 0);
 }
 
 /* A small VAE with the seed's structure: base 16, 8 groups, 4 latent channels, 32x32 images. */
@@ -233,17 +253,15 @@ static void dump_vae(const Backend *be, const char *dir)
     Vae m;
     Params p;
     params_init(&p, be);
-    if (vae_declare(&m, &cfg, &p) || params_alloc(&p, 0)) sd_die(1, "%s", sd_last_error());
+    if (vae_declare(&m, &cfg, &p) || params_alloc(&p, 1)) sd_die(1, "%s", sd_last_error());
     random_weights(be, &p);
-    real x[N * H * W], out[N * H * W], eps[LATENT], z[LATENT];
+    real x[N * H * W], eps[LATENT];
     be->fill_uniform(be->ctx, N * H * W, x, -1, 1, DUMP_SEED, 9998, 0);
     be->fill_normal(be->ctx, LATENT, eps, 0, 1, DUMP_SEED, 9997, 0);
     Workspace ws;
     ws_init(&ws, be);
-    VaeEncoding e;
-    if (vae_encode(&m, &p, &ws, N, H, W, x, &e)) sd_die(1, "%s", sd_last_error());
-    reparameterize(LATENT, z, e.mean, e.logvar, eps);
-    vae_decode(&m, &p, &ws, N, &e, z, out);
+    VaeForward o;
+    if (vae_forward(&m, &p, &ws, N, H, W, x, eps, &o)) sd_die(1, "%s", sd_last_error());
     char path[600];
     snprintf(path, sizeof path, "%s/vae.safetensors", dir);
     CkptSection sec = {"", &p.list, p.w};
@@ -251,14 +269,15 @@ static void dump_vae(const Backend *be, const char *dir)
     long shape[4] = {N, 1, H, W}, lshape[4] = {N, L, H / 8, W / 8};
     save_npy(dir, "vae_x.npy", x, 4, shape);
     save_npy(dir, "vae_eps.npy", eps, 4, lshape);
-    save_npy(dir, "vae_mean.npy", e.mean, 4, lshape);
-    save_npy(dir, "vae_logvar.npy", e.logvar, 4, lshape);
-    save_npy(dir, "vae_out.npy", out, 4, shape);
+    save_npy(dir, "vae_mean.npy", o.enc.mean, 4, lshape);
+    save_npy(dir, "vae_logvar.npy", o.enc.logvar, 4, lshape);
+    save_npy(dir, "vae_out.npy", o.recon, 4, shape);
     snprintf(path, sizeof path, "%s/vae_config.txt", dir);
     FILE *f = fopen(path, "w");
     if (!f) sd_die(1, "cannot write %s", path);
     fprintf(f, "in_ch %d\nbase %d\nlatent %d\ngroups %d\n", cfg.in_ch, cfg.base, cfg.latent, cfg.groups);
     fclose(f);
+    dump_vae_grads(&m, &p, &ws, dir, x, eps, N, H, W);
     ws_free(&ws);
     params_free(&p);
 }

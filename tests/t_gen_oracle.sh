@@ -1,6 +1,8 @@
 #!/bin/sh
-# The generative models' forward passes against PyTorch re-implementations of the seed's
-# modules (tests/gen_oracle.py): the C checkpoint loads strictly, the outputs match.
+# The generative models' forward passes, and the VAE's training loss and parameter
+# gradients (the backward of models/layers.c's tape), against PyTorch re-implementations
+# of the seed's modules and autograd (tests/gen_oracle.py): the C checkpoint loads
+# strictly, the outputs and gradients match.
 set -eu
 B=${BUILD:-build}
 PY=${PY:-/usr/bin/python3}

@@ -1,0 +1,44 @@
+/* Training configurations addressed by name: a table of typed fields of a config struct,
+ * so option names, checkpoint metadata keys ("cfg.<name>") and values travel as text that
+ * round-trips exactly (doubles as %.17g). A resumed run reads back exactly the settings it
+ * started with. Used by train-vae (src/vae_trainer.c); src/seg_config.c has the same
+ * mechanism for train-seg, written before this module. */
+#ifndef SDSEG_CONFIG_FIELDS_H
+#define SDSEG_CONFIG_FIELDS_H
+
+#include <stddef.h>
+
+#include "../core/safetensors.h"
+
+typedef enum { CFG_INT, CFG_LONG, CFG_U64, CFG_DOUBLE, CFG_ENUM } CfgKind;
+
+typedef struct {
+    const char *key;
+    CfgKind kind;
+    size_t offset;            /* offsetof the field in the config struct */
+    const char *const *names; /* CFG_ENUM: value i is names[i], NULL-terminated */
+} CfgField;
+
+#define CFG_MAX_FIELDS 32
+
+typedef struct {
+    const CfgField *field;
+    int count; /* at most CFG_MAX_FIELDS */
+} CfgTable;
+
+/* Set field `key` of config c from text; SD_ERR for an unknown key or a bad value. */
+int cfg_set(const CfgTable *t, void *c, const char *key, const char *text);
+/* Field `key` as text. */
+int cfg_get(const CfgTable *t, const void *c, const char *key, char *buf, size_t n);
+
+/* The metadata entries "cfg.<key>" = value of every field, for a checkpoint. */
+typedef struct {
+    StMeta meta[CFG_MAX_FIELDS];
+    char key[CFG_MAX_FIELDS][40], value[CFG_MAX_FIELDS][64];
+    int count;
+} CfgMeta;
+void cfg_meta(const CfgTable *t, const void *c, CfgMeta *m);
+/* Every field from a checkpoint's metadata; SD_ERR naming the file when one is missing or bad. */
+int cfg_read(const CfgTable *t, const StFile *f, void *c);
+
+#endif

@@ -1,0 +1,97 @@
+#!/bin/sh
+# train-vae on a tiny phantom (width 8, 32x32 tiles, image-only datasets):
+#   - a few steps give finite losses, one CSV row per step and per epoch, and a validation
+#     loss that is MSE + KL of its own columns, the KL above the seed defect's floor;
+#   - stopped by --max-steps mid-epoch and resumed, the final last.safetensors and
+#     best.safetensors and the step log are byte-identical to a run never interrupted;
+#   - a truncated checkpoint, one whose tensors do not fit its settings, another model's,
+#     a conflicting setting on resume, training into an existing run and resuming nothing
+#     each fail with exactly one line on stderr.
+set -u
+B=${BUILD:-build}
+S="$B/sdseg"
+PY=${PY:-/usr/bin/python3}
+T=$(mktemp -d /tmp/sdseg_t_vae_train.XXXXXX)
+trap 'rm -rf "$T"' EXIT
+fail=0
+
+check() { # check <description> <command...>: the command must succeed
+    what=$1
+    shift
+    if "$@"; then echo "  ok   $what"; else echo "  FAIL $what"; fail=1; fi
+}
+
+same_run() {
+    cmp -s "$1/last.safetensors" "$2/last.safetensors" && cmp -s "$1/best.safetensors" "$2/best.safetensors"
+}
+
+same_log() { # the step logs without their timing columns
+    cut -d, -f1-6 "$1/steps.csv" >"$T/log1" && cut -d, -f1-6 "$2/steps.csv" >"$T/log2" && cmp -s "$T/log1" "$T/log2"
+}
+
+one_line_error() { # one_line_error <file with stderr> <text>: exactly one line, containing text
+    [ "$(wc -l <"$1")" -eq 1 ] && grep -q -- "$2" "$1" || { echo "       got: $(cat "$1")"; return 1; }
+}
+
+# tampered <from> <to> <metadata key> <value>: a copy of a checkpoint with one metadata value changed
+tampered() {
+    mkdir -p "$(dirname "$2")"
+    "$PY" - "$@" <<'EOF'
+import json, struct, sys
+src, dst, key, value = sys.argv[1:5]
+data = open(src, "rb").read()
+(n,) = struct.unpack("<Q", data[:8])
+h = json.loads(data[8:8 + n])
+h["__metadata__"][key] = value
+raw = json.dumps(h).encode()
+raw += b" " * (-len(raw) % 8)
+open(dst, "wb").write(struct.pack("<Q", len(raw)) + raw + data[8 + n:])
+EOF
+}
+
+"$S" phantom --out "$T/ph.tif" --pages 8 --height 64 --width 64 >/dev/null 2>&1 &&
+    "$S" prep --image "$T/ph.tif" --out "$T/data" --tile 32 --val-last 2 >/dev/null 2>&1 ||
+    { echo "  FAIL making the phantom tiles"; exit 1; }
+
+# 24 training tiles, batch 4 x accum 2: 3 steps per epoch, 6 in all
+A="--data $T/data --width 8 --groups 4 --latent 4 --batch 4 --accum 2 --epochs 2 --lr 0.01 --threads 2"
+"$S" train-vae $A --out "$T/full" 2>/dev/null
+check "a fresh run finishes" [ $? -eq 0 ]
+check "one steps.csv row per step, one epochs.csv row per epoch" \
+    [ "$(wc -l <"$T/full/steps.csv")" -eq 7 -a "$(wc -l <"$T/full/epochs.csv")" -eq 3 ]
+check "finite losses; val_loss = val_mse + val_kl >= ln(2)/2 (seed units and KL)" "$PY" - "$T/full" <<'EOF'
+import csv, math, sys
+steps = list(csv.DictReader(open(sys.argv[1] + "/steps.csv")))
+epochs = list(csv.DictReader(open(sys.argv[1] + "/epochs.csv")))
+ok = all(math.isfinite(float(r["loss"])) and float(r["mse"]) > 0 for r in steps)
+ok &= all(abs(float(r["val_loss"]) - float(r["val_mse"]) - float(r["val_kl"])) < 1e-5 for r in epochs)
+# the seed's KL defect: -0.5 (1 + lv - 2 exp(lv)) is at least ln(2)/2 per element
+ok &= all(float(r["val_kl"]) >= math.log(2) / 2 - 1e-6 for r in epochs)
+sys.exit(not ok)
+EOF
+
+"$S" train-vae $A --out "$T/stop" --max-steps 4 2>/dev/null
+"$S" train-vae --data "$T/data" --out "$T/stop" --resume --threads 2 2>/dev/null
+check "stop at step 4 (mid-epoch), resume: identical checkpoints" same_run "$T/full" "$T/stop"
+check "resumed step log: the same losses" same_log "$T/full" "$T/stop"
+
+# refusals
+"$S" train-vae --data "$T/data" --out "$T/full" --resume --lr 0.5 2>"$T/err"
+check "resume with a different --lr: one-line error" one_line_error "$T/err" "differs from this run"
+"$S" train-vae $A --out "$T/full" 2>"$T/err"
+check "train into an existing run without --resume: one-line error" one_line_error "$T/err" "already holds a run"
+"$S" train-vae --data "$T/data" --out "$T/none" --resume 2>"$T/err"
+check "resume without a run: one-line error" one_line_error "$T/err" "nothing to resume"
+mkdir -p "$T/cut"
+head -c 3000 "$T/full/last.safetensors" >"$T/cut/last.safetensors"
+"$S" train-vae --data "$T/data" --out "$T/cut" --resume 2>"$T/err"
+check "resume from a truncated checkpoint: one-line error" one_line_error "$T/err" "last.safetensors"
+tampered "$T/full/last.safetensors" "$T/mix/last.safetensors" cfg.width 16
+"$S" train-vae --data "$T/data" --out "$T/mix" --resume 2>"$T/err"
+check "resume from tensors that do not fit the settings: one-line error" one_line_error "$T/err" "expected F32"
+tampered "$T/full/last.safetensors" "$T/seg/last.safetensors" model seg-unet
+"$S" train-vae --data "$T/data" --out "$T/seg" --resume 2>"$T/err"
+check "resume from another model's checkpoint: one-line error" one_line_error "$T/err" "not a VAE training checkpoint"
+
+[ "$fail" -eq 0 ] && echo "t_vae_train: ok" || echo "t_vae_train: FAILED"
+exit "$fail"
