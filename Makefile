@@ -76,10 +76,9 @@ $(BUILD)/bench_models: $(BUILD)/f32/bench/bench_models.o $(BUILD)/f32/bench/cpu_
 bench-models: $(BUILD)/bench_models
 	BUILD=$(BUILD) PY=$(PY) sh bench/bench_models.sh
 
-# CPU convolution benchmark on the seed U-Net's shapes, side by side with PyTorch.
+# CPU convolution benchmark on the seed U-Net's shapes, alternating with PyTorch shape by shape.
 bench-ops: $(BUILD)/bench_ops
-	$(BUILD)/bench_ops $(BUILD)/bench_ops_cpu.csv
-	$(PY) bench/torch_ops.py $(BUILD)/bench_ops_cpu.csv $(BUILD)/bench_ops_vs_torch.csv
+	$(PY) bench/torch_ops.py $(BUILD)/bench_ops $(BUILD)/bench_ops_vs_torch.csv
 
 # ---------------------------------------------------------------- CUDA backend checks
 # test_gpu_ops and bench_gpu link core/, ops/ and cpu/ without core/tiff.c (and so

@@ -56,6 +56,21 @@ check "foreground after removing everything" "$(grep -o 'foreground [0-9.]*%' "$
     > "$T/out.txt" 2> /dev/null
 check "foreground at threshold 0" "$(grep -o 'foreground [0-9.]*%' "$T/out.txt")" "foreground 100.00%"
 
+echo "== the chain of make demo: improved recipe (EMA weights), best checkpoint, eval CSVs"
+"$SDSEG" train-seg --data "$T/prep" --out "$T/run2" --recipe improved --width 4 --epochs 1 --batch 4 --threads 1 \
+    > /dev/null 2>&1
+check "train-seg status" "$?" "0"
+check "best checkpoint written" "$([ -s "$T/run2/best.safetensors" ] && echo yes || echo no)" "yes"
+check "epoch log rows" "$(($(wc -l < "$T/run2/epochs.csv") - 1))" "1"
+"$SDSEG" segment --weights "$T/run2/best.safetensors" --input "$T/img.tif" --out-mask "$T/best.tif" --tile 32 \
+    --overlap 8 --threads 1 > /dev/null 2>&1
+check "segment status" "$?" "0"
+"$SDSEG" eval --pred "$T/best.tif" --truth "$T/mask.tif" --csv "$T/scores.csv" --objects "$T/objects.csv" \
+    > /dev/null 2>&1
+check "eval status" "$?" "0"
+check "scores main row" "$(grep -c '^main,0.5,' "$T/scores.csv" 2> /dev/null)" "1"
+check "objects header" "$(head -c 21 "$T/objects.csv" 2> /dev/null)" "id,slice,area_px,area"
+
 echo "== bad input"
 "$SDSEG" segment --weights "$W" --input "$T/img.tif" --out-mask "$T/x.tif" --tile 32 --overlap 32 > /dev/null 2>&1
 check "overlap >= tile status" "$?" "2"
