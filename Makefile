@@ -36,6 +36,8 @@ CFLAGS   += -DSDSEG_CUDA -I$(CUDA_HOME)/include
 endif
 
 .PHONY: all test asan deps demo clean help test-gpu bench-ops fuzz
+# keep intermediate objects of the test binaries (no rebuilds on every make)
+.SECONDARY:
 all: $(BUILD)/sdseg $(BUILD)/test_ops $(BUILD)/test_ops_f64 $(UNITS)
 
 $(BUILD)/f32/%.o: %.c
