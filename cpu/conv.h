@@ -1,7 +1,8 @@
-/* Convolution building blocks shared by cpu/conv2d.c and cpu/conv_transpose2d.c (internal
- * to cpu/). A transposed convolution is the data gradient of the convolution that maps its
- * output back onto its input, so both operators run on these four functions. Shapes are
- * validated; every function except conv_gemm_forward with beta 0 accumulates. */
+/* Convolution building blocks shared by cpu/conv2d.c, cpu/conv_direct.c and
+ * cpu/conv_transpose2d.c (internal to cpu/). A transposed convolution is the data
+ * gradient of the convolution that maps its output back onto its input, so both
+ * operators run on these functions. Shapes are validated; every function except
+ * conv_gemm_forward with beta 0 accumulates. */
 #ifndef SDSEG_CPU_CONV_H
 #define SDSEG_CPU_CONV_H
 

@@ -7,7 +7,9 @@
  *                    complementary padding (a full correlation);
  *                    otherwise col = W^T dY[i], chunk by chunk, scattered back (col2im).
  * col(x) is never stored: the GEMM packs its panels straight from the image, one tap row
- * segment at a time. A 1x1, stride-1, unpadded convolution is a plain matrix product. */
+ * segment at a time. A 1x1, stride-1, unpadded convolution is a plain matrix product. On
+ * AVX-512, stride-1 products with 16 to 64 output channels skip the packing altogether
+ * (cpu/conv_direct.c). */
 #include <string.h>
 
 #include "conv.h"

@@ -16,11 +16,12 @@
 
 static int imin(int a, int b) { return a < b ? a : b; }
 
-/* Stride 1, rows of at least two blocks, and 16 to 128 output channels: beyond 128 the
- * packed GEMM amortizes its packing well enough and wins (measured on a Xeon 4th gen). */
+/* Stride 1, rows of at least two blocks, and 16 to 64 output channels: from 128 on the
+ * packed GEMM amortizes its packing well enough and wins on two threads (as measured on
+ * the project's AVX-512 Xeon, reports/bench-ops-cpu.md). */
 int conv_direct_applies(const Conv2dShape *s)
 {
-    return s->stride_h == 1 && s->stride_w == 1 && s->c_out >= 16 && s->c_out <= 128 && s->w_out >= 2 * POS;
+    return s->stride_h == 1 && s->stride_w == 1 && s->c_out >= 16 && s->c_out <= 64 && s->w_out >= 2 * POS;
 }
 
 /* Output channels per block: two vectors, or one below 32 channels. */
@@ -187,12 +188,13 @@ void conv_direct_forward(void *ctx, const Conv2dShape *s, const GemmSource *weig
             float *yi = y + (size_t)i * s->c_out * s->h_out * s->w_out;
 #pragma omp for schedule(static)
             for (int c = 0; c < s->c_in; c++) pad_channel(&p, xi, xp, c);
-            /* units of cw channels x enough rows for 16 blocks of positions, handed out on
-             * demand so that a thread slowed by other processes takes fewer */
+            /* units of cw channels x enough rows for 16 blocks of positions, row groups in
+             * order (the threads share the image rows in cache), handed out on demand so
+             * that a thread slowed by other processes takes fewer */
 #pragma omp for schedule(dynamic, 1)
             for (int u = 0; u < cblocks * groups; u++) {
-                int oy0 = u % groups * rows_per_group;
-                output_rows(&p, yi, u / groups * cw, oy0, imin(s->h_out, oy0 + rows_per_group));
+                int oy0 = u / cblocks * rows_per_group;
+                output_rows(&p, yi, u % cblocks * cw, oy0, imin(s->h_out, oy0 + rows_per_group));
             }
         }
     }
