@@ -87,12 +87,17 @@ bench-ops: $(BUILD)/bench_ops
 # without libtiff), so that they also build on a GPU machine that lacks it.
 HOST_OBJ := $(filter-out $(BUILD)/f32/core/tiff.o,$(patsubst %.c,$(BUILD)/f32/%.o,$(wildcard core/*.c ops/*.c cpu/*.c)))
 GPU_TEST_OBJ := $(filter-out $(BUILD)/f32/tests/test_ops.o,$(OPT_OBJ)) $(BUILD)/f32/tests/test_gpu_ops.o
+# test_gpu_seg: the segmentation trainer on both backends. models/ and src/ go in as an
+# archive, so the link takes only what the trainer needs (no tiff) as src/ changes.
+GPU_SEG_OBJ := $(BUILD)/f32/tests/test_gpu_seg.o $(BUILD)/gpu_seg_deps.a
+$(BUILD)/gpu_seg_deps.a: $(filter $(BUILD)/f32/models/% $(BUILD)/f32/src/%,$(LIB_OBJ))
+	rm -f $@ && $(AR) rcs $@ $^
 COMMIT   ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 COMPUTE_SANITIZER ?= $(shell command -v compute-sanitizer 2>/dev/null || echo $(CUDA_HOME)/bin/compute-sanitizer)
 .PHONY: test-gpu-memcheck bench-gpu
 
 ifneq ($(NVCC),)
-all: $(BUILD)/test_gpu_ops $(BUILD)/bench_gpu
+all: $(BUILD)/test_gpu_ops $(BUILD)/bench_gpu $(BUILD)/test_gpu_seg
 
 $(BUILD)/test_gpu_ops: $(GPU_TEST_OBJ) $(HOST_OBJ) $(CU_OBJ)
 	$(CC) $(LDFLAGS) $^ -o $@ -lm $(CUDA_LIBS)
@@ -100,10 +105,15 @@ $(BUILD)/test_gpu_ops: $(GPU_TEST_OBJ) $(HOST_OBJ) $(CU_OBJ)
 $(BUILD)/bench_gpu: $(BUILD)/gpu/bench/bench_gpu.o $(HOST_OBJ) $(CU_OBJ)
 	$(CC) $(LDFLAGS) $^ -o $@ -lm $(CUDA_LIBS)
 
+$(BUILD)/test_gpu_seg: $(GPU_SEG_OBJ) $(HOST_OBJ) $(CU_OBJ)
+	$(CC) $(LDFLAGS) $^ -o $@ -lm $(CUDA_LIBS)
+
 # Every operator on the GPU against the CPU reference, float32 and bf16-fast modes
 # (prints "skipped" and succeeds where no GPU is usable).
-test-gpu: $(BUILD)/test_gpu_ops
+# Then a few seed-recipe training steps of a tiny U-Net on both backends (losses within 1e-4).
+test-gpu: $(BUILD)/test_gpu_ops $(BUILD)/test_gpu_seg
 	$(BUILD)/test_gpu_ops
+	$(BUILD)/test_gpu_seg
 
 test-gpu-memcheck: $(BUILD)/test_gpu_ops
 	$(COMPUTE_SANITIZER) --tool memcheck --leak-check full --error-exitcode 1 $(BUILD)/test_gpu_ops --seeds 1
@@ -150,8 +160,12 @@ $(EMU)/runtime.o: tests/gpu_emu/runtime.cpp tests/gpu_emu/internal.h
 $(EMU)/test_gpu_ops: $(GPU_TEST_OBJ) $(HOST_OBJ) $(EMU_OBJ)
 	$(CXX) -fsanitize=address,undefined -fopenmp -pthread $^ -o $@ -lm
 
-test-gpu-emu: $(EMU)/test_gpu_ops
+$(EMU)/test_gpu_seg: $(GPU_SEG_OBJ) $(HOST_OBJ) $(EMU_OBJ)
+	$(CXX) -fsanitize=address,undefined -fopenmp -pthread $^ -o $@ -lm
+
+test-gpu-emu: $(EMU)/test_gpu_ops $(EMU)/test_gpu_seg
 	$(EMU)/test_gpu_ops --seeds 1
+	$(EMU)/test_gpu_seg
 
 # The CPU test suite: operators (finite differences + PyTorch oracle), then every
 # tests/t_*.c unit test and tests/t_*.sh command-line test.
