@@ -69,6 +69,37 @@ int cfg_get(const CfgTable *t, const void *c, const char *key, char *buf, size_t
     return SD_OK;
 }
 
+int cfg_index(const CfgTable *t, const char *key)
+{
+    for (int i = 0; i < t->count; i++)
+        if (!strcmp(t->field[i].key, key)) return i;
+    sd_die(4, "internal error: no training setting '%s'", key);
+}
+
+int cfg_apply(const CfgTable *t, void *c, const char *const *given)
+{
+    for (int i = 0; i < t->count; i++)
+        if (given[i] && cfg_set(t, c, t->field[i].key, given[i])) return SD_ERR;
+    return SD_OK;
+}
+
+int cfg_keep_saved(const CfgTable *t, void *c, const char *const *given, const char *growable)
+{
+    for (int i = 0; i < t->count; i++) {
+        const char *key = t->field[i].key;
+        char was[64], now[64];
+        if (!given[i]) continue;
+        cfg_get(t, c, key, was, sizeof was);
+        /* set, then compare as text: "1e-3" and "0.001" agree */
+        if (cfg_set(t, c, key, given[i])) return SD_ERR;
+        cfg_get(t, c, key, now, sizeof now);
+        if (strcmp(key, growable) && strcmp(was, now))
+            return sd_fail("--%s %s differs from this run's %s (a resumed run keeps its settings)", key, given[i],
+                           was);
+    }
+    return SD_OK;
+}
+
 void cfg_meta(const CfgTable *t, const void *c, CfgMeta *m)
 {
     m->count = t->count;

@@ -1,8 +1,8 @@
 /* Training configurations addressed by name: a table of typed fields of a config struct,
  * so option names, checkpoint metadata keys ("cfg.<name>") and values travel as text that
  * round-trips exactly (doubles as %.17g). A resumed run reads back exactly the settings it
- * started with. Used by train-vae (src/vae_trainer.c); src/seg_config.c has the same
- * mechanism for train-seg, written before this module. */
+ * started with. Tables: vae_train_fields() (src/vae_trainer.c), seg_train_fields()
+ * (src/seg_config.c). */
 #ifndef SDSEG_CONFIG_FIELDS_H
 #define SDSEG_CONFIG_FIELDS_H
 
@@ -30,6 +30,15 @@ typedef struct {
 int cfg_set(const CfgTable *t, void *c, const char *key, const char *text);
 /* Field `key` as text. */
 int cfg_get(const CfgTable *t, const void *c, const char *key, char *buf, size_t n);
+
+/* Index of field `key`; exits (an internal error) when there is none, as for an option
+ * table naming a field that does not exist. */
+int cfg_index(const CfgTable *t, const char *key);
+/* Set every field i whose given[i] is not NULL (the options a command was given). */
+int cfg_apply(const CfgTable *t, void *c, const char *const *given);
+/* For a resumed run with saved settings c: every given[i] must agree with c, except field
+ * `growable` (e.g. "epochs"), which takes the given value. SD_ERR naming the option. */
+int cfg_keep_saved(const CfgTable *t, void *c, const char *const *given, const char *growable);
 
 /* The metadata entries "cfg.<key>" = value of every field, for a checkpoint. */
 typedef struct {

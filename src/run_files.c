@@ -1,7 +1,8 @@
-/* Run folders and their CSV logs (see run_files.h). */
+/* Training run folders, data and logs (see run_files.h). */
 #include "run_files.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -47,4 +48,90 @@ FILE *run_csv_open(const char *dir, const char *name, const char *header, int re
     if (!f) sd_fail("cannot write %s: %s", path, strerror(errno));
     else if (!resume) fprintf(f, "%s\n", header);
     return f;
+}
+
+int train_run_open(TrainRun *r, const char *data, const char *out, int resume, int with_masks)
+{
+    *r = (TrainRun){.with_masks = with_masks};
+    snprintf(r->last, sizeof r->last, "%s/last.safetensors", out);
+    snprintf(r->best, sizeof r->best, "%s/best.safetensors", out);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/train.tiles", data);
+    if (tileset_open(path, &r->train_ts)) return SD_ERR;
+    snprintf(path, sizeof path, "%s/val.tiles", data);
+    if (tileset_open(path, &r->val_ts)) return SD_ERR;
+    if (with_masks && (!r->train_ts.mask || !r->val_ts.mask))
+        return sd_fail("%s: the tile datasets hold no masks", data);
+    return run_dir_prepare(out, resume);
+}
+
+int train_run_fit(const TrainRun *r, int batch, int accum, int *tile_h, int *tile_w, long *steps_per_epoch)
+{
+    *tile_h = r->train_ts.h, *tile_w = r->train_ts.w;
+    *steps_per_epoch = r->train_ts.count / ((long)batch * accum);
+    if (r->val_ts.h != *tile_h || r->val_ts.w != *tile_w)
+        return sd_fail("train and validation tiles differ in size (%dx%d, %dx%d)", *tile_h, *tile_w, r->val_ts.h,
+                       r->val_ts.w);
+    return SD_OK;
+}
+
+int train_run_loaders(TrainRun *r, int batch, int accum, Norm norm, const Augment *aug, uint64_t seed)
+{
+    size_t n = (size_t)accum * batch * r->train_ts.h * r->train_ts.w;
+    r->train = loader_create(&r->train_ts, batch, norm, aug, seed, 1, 1);
+    r->val = r->train ? loader_create(&r->val_ts, batch, norm, NULL, seed, 0, 0) : NULL;
+    r->images = malloc(n * sizeof(float));
+    r->masks = r->with_masks ? malloc(n * sizeof(float)) : NULL;
+    if (!r->train || !r->val) return SD_ERR;
+    return r->images && (r->masks || !r->with_masks) ? SD_OK : sd_fail("out of memory for %zu tile pixels", n);
+}
+
+int train_run_fetch(TrainRun *r, long step, long steps_per_epoch, int batch, int accum)
+{
+    long epoch = step / steps_per_epoch, first = step % steps_per_epoch * accum;
+    size_t micro = (size_t)batch * r->train_ts.h * r->train_ts.w;
+    for (int k = 0; k < accum; k++) {
+        float *masks = r->masks ? r->masks + k * micro : NULL;
+        if (loader_get(r->train, epoch, first + k, r->images + k * micro, masks) < 0) return SD_ERR;
+    }
+    return SD_OK;
+}
+
+int train_run_logs(TrainRun *r, const char *out, const char *steps_header, const char *epochs_header, int resume,
+                   long step)
+{
+    r->steps_csv = run_csv_open(out, "steps.csv", steps_header, resume, step);
+    r->epochs_csv = run_csv_open(out, "epochs.csv", epochs_header, resume, step);
+    return r->steps_csv && r->epochs_csv ? SD_OK : SD_ERR;
+}
+
+void train_run_close(TrainRun *r)
+{
+    loader_destroy(r->train);
+    loader_destroy(r->val);
+    if (r->train_ts.map) tileset_close(&r->train_ts);
+    if (r->val_ts.map) tileset_close(&r->val_ts);
+    if (r->steps_csv) fclose(r->steps_csv);
+    if (r->epochs_csv) fclose(r->epochs_csv);
+    free(r->images);
+    free(r->masks);
+}
+
+static volatile sig_atomic_t stop_signal;
+static void on_signal(int sig) { stop_signal = sig; }
+
+void train_stop_on_signals(void)
+{
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+}
+
+int train_stop_requested(void) { return stop_signal; }
+
+int train_report_stop(const char *cmd, const char *out)
+{
+    if (!stop_signal) return 0;
+    fprintf(stderr, "%s: stopped by signal %d; the state is in %s/last.safetensors (continue with --resume)\n", cmd,
+            (int)stop_signal, out);
+    return 1;
 }

@@ -1,8 +1,6 @@
 /* The configuration of a segmentation training run: every field that defines its
- * trajectory, addressed by name. The names are train-seg's option names and the
- * "cfg.<name>" keys of a checkpoint's __metadata__, and values travel as text that
- * round-trips exactly (doubles as %.17g), so a resumed run continues with exactly the
- * settings it was started with. */
+ * trajectory, addressed by name through config_fields.h, so a resumed run continues with exactly
+ * the settings it was started with. */
 #ifndef SDSEG_SEG_CONFIG_H
 #define SDSEG_SEG_CONFIG_H
 
@@ -10,7 +8,7 @@
 #include <stdint.h>
 
 #include "../core/dataset.h"
-#include "../core/safetensors.h"
+#include "config_fields.h"
 
 typedef enum { LOSS_BCE, LOSS_BCE_DICE } SegLoss;
 typedef enum { OPTIM_ADAM, OPTIM_ADAMW } SegOptim;
@@ -30,23 +28,11 @@ typedef struct {
 SegTrainConfig seg_recipe(int improved);
 Augment seg_augment(const SegTrainConfig *c);
 
-#define SEG_CONFIG_FIELDS 18
-/* Name of field i (0 <= i < SEG_CONFIG_FIELDS), else NULL. */
-const char *seg_config_key(int i);
-/* Set field `key` from text; SD_ERR with a message for an unknown key or a bad value. */
-int seg_config_set(SegTrainConfig *c, const char *key, const char *text);
+/* The fields by name (config_fields.h): option names and "cfg.<name>" checkpoint keys. */
+const CfgTable *seg_train_fields(void);
 /* Field `key` as text (SD_ERR for an unknown key). */
 int seg_config_get(const SegTrainConfig *c, const char *key, char *buf, size_t n);
 /* Ranges and combinations, once all fields are set. */
 int seg_config_check(const SegTrainConfig *c);
-
-/* Metadata entries "cfg.<key>" = value, for a checkpoint. */
-typedef struct {
-    StMeta meta[SEG_CONFIG_FIELDS];
-    char key[SEG_CONFIG_FIELDS][32], value[SEG_CONFIG_FIELDS][64];
-} SegConfigMeta;
-void seg_config_meta(const SegTrainConfig *c, SegConfigMeta *m);
-/* Read every field from a checkpoint's metadata. */
-int seg_config_read(const StFile *f, SegTrainConfig *c);
 
 #endif

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "../core/err.h"
+#include "train_meta.h"
 
 #define ADAM_BETA1 0.9f
 #define ADAM_BETA2 0.999f
@@ -251,30 +252,6 @@ int seg_trainer_validate(SegTrainer *t, Loader *val, SegVal *out)
 
 /* ------------------------------------------------------------ checkpoints */
 
-typedef struct {
-    SegConfigMeta cfg;
-    StMeta meta[SEG_CONFIG_FIELDS + 8];
-    char text[8][96];
-    int n;
-} MetaList;
-
-static void meta_add(MetaList *l, const char *key, const char *fmt, double v)
-{
-    int k = l->n - SEG_CONFIG_FIELDS;
-    snprintf(l->text[k], sizeof l->text[k], fmt, v);
-    l->meta[l->n++] = (StMeta){key, l->text[k]};
-}
-
-/* The model identity and the configuration, then the caller's entries. */
-static void meta_init(MetaList *l, const SegTrainer *t)
-{
-    seg_config_meta(&t->cfg, &l->cfg);
-    memcpy(l->meta, l->cfg.meta, sizeof l->cfg.meta);
-    l->n = SEG_CONFIG_FIELDS;
-    l->meta[l->n++] = (StMeta){"model", SEG_UNET_MODEL};
-    l->meta[l->n++] = (StMeta){"format", CKPT_FORMAT};
-}
-
 /* Everything a last checkpoint holds besides metadata; returns the section count. */
 static int state_sections(const SegTrainer *t, CkptSection sec[6])
 {
@@ -290,19 +267,14 @@ int seg_trainer_save_last(const SegTrainer *t, const char *path)
 {
     CkptSection sec[6];
     int nsec = state_sections(t, sec);
-    double plateau[PLATEAU_STATE_LEN];
-    plateau_state_pack(&t->plateau, plateau);
-    MetaList l;
-    meta_init(&l, t);
-    meta_add(&l, "state.step", "%.0f", (double)t->step);
+    TrainMeta l;
+    train_meta_init(&l, seg_train_fields(), &t->cfg, SEG_UNET_MODEL, CKPT_FORMAT);
+    train_meta_number(&l, "state.step", (double)t->step);
     /* where the data stream continues: loader batch (epoch, next_batch) of Philox seed cfg.seed */
-    meta_add(&l, "state.epoch", "%.0f", (double)(t->step / t->cfg.steps_per_epoch));
-    meta_add(&l, "state.next_batch", "%.0f", (double)(t->step % t->cfg.steps_per_epoch * t->cfg.accum));
-    meta_add(&l, "state.best_val", "%.17g", t->best_val);
-    char packed[5 * 28] = "";
-    for (int i = 0; i < PLATEAU_STATE_LEN; i++)
-        snprintf(packed + strlen(packed), sizeof packed - strlen(packed), "%s%.17g", i ? "," : "", plateau[i]);
-    l.meta[l.n++] = (StMeta){"state.plateau", packed};
+    train_meta_number(&l, "state.epoch", (double)(t->step / t->cfg.steps_per_epoch));
+    train_meta_number(&l, "state.next_batch", (double)(t->step % t->cfg.steps_per_epoch * t->cfg.accum));
+    train_meta_number(&l, "state.best_val", t->best_val);
+    train_meta_plateau(&l, &t->plateau);
     return ckpt_save(path, t->be, sec, nsec, l.meta, l.n);
 }
 
@@ -311,34 +283,12 @@ int seg_trainer_save_best(const SegTrainer *t, const char *path, int epoch, doub
     Params *p = params_of(t);
     CkptSection sec[] = {{"", &p->list, t->ema_w ? t->ema_w : p->w},
                          {"", &p->buffers, t->ema_buf ? t->ema_buf : p->buf}};
-    MetaList l;
-    meta_init(&l, t);
-    meta_add(&l, "epoch", "%.0f", epoch);
-    meta_add(&l, "step", "%.0f", (double)t->step);
-    meta_add(&l, "val_loss", "%.17g", val_loss);
+    TrainMeta l;
+    train_meta_init(&l, seg_train_fields(), &t->cfg, SEG_UNET_MODEL, CKPT_FORMAT);
+    train_meta_number(&l, "epoch", epoch);
+    train_meta_number(&l, "step", (double)t->step);
+    train_meta_number(&l, "val_loss", val_loss);
     return ckpt_save(path, t->be, sec, 2, l.meta, l.n);
-}
-
-static int meta_number(const StFile *f, const char *key, double *v)
-{
-    const char *s = st_meta(f, key);
-    char *end = NULL;
-    if (s) *v = strtod(s, &end);
-    return s && end != s && !*end ? SD_OK : sd_fail("%s: missing or bad %s in its metadata", f->path, key);
-}
-
-static int load_plateau(SegTrainer *t, const StFile *f)
-{
-    const char *s = st_meta(f, "state.plateau");
-    double v[PLATEAU_STATE_LEN];
-    for (int i = 0; i < PLATEAU_STATE_LEN; i++) {
-        char *end = NULL;
-        if (s) v[i] = strtod(s, &end);
-        if (!s || end == s || *end != (i + 1 < PLATEAU_STATE_LEN ? ',' : 0))
-            return sd_fail("%s: missing or bad state.plateau in its metadata", f->path);
-        s = end + 1;
-    }
-    return plateau_state_unpack(&t->plateau, v);
 }
 
 int seg_trainer_load(SegTrainer *t, const StFile *f)
@@ -347,10 +297,7 @@ int seg_trainer_load(SegTrainer *t, const StFile *f)
     int nsec = state_sections(t, sec);
     for (int i = 0; i < nsec; i++)
         if (ckpt_load(f, t->be, &sec[i])) return SD_ERR;
-    double step = 0;
-    if (meta_number(f, "state.step", &step) || meta_number(f, "state.best_val", &t->best_val) || load_plateau(t, f))
+    if (train_meta_read_count(f, "state.step", &t->step) || train_meta_read_number(f, "state.best_val", &t->best_val))
         return SD_ERR;
-    if (!(step >= 0 && step <= 1e15 && step == floor(step))) return sd_fail("%s: bad state.step", f->path);
-    t->step = (long)step;
-    return SD_OK;
+    return train_meta_read_plateau(f, &t->plateau);
 }

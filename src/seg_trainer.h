@@ -68,7 +68,7 @@ int seg_trainer_epoch_end(SegTrainer *t, double val_loss);
 int seg_trainer_save_last(const SegTrainer *t, const char *path);
 int seg_trainer_save_best(const SegTrainer *t, const char *path, int epoch, double val_loss);
 /* Restore the training state of a last checkpoint into a trainer created with the
- * configuration seg_config_read found in it. */
+ * configuration cfg_read found in it. */
 int seg_trainer_load(SegTrainer *t, const StFile *f);
 
 #endif

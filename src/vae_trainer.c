@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "../core/err.h"
+#include "train_meta.h"
 
 #define CKPT_FORMAT "sdseg-train-vae/1"
 #define VAE_MODEL "vae"
@@ -227,36 +228,6 @@ int vae_trainer_epoch_end(VaeTrainer *t, double val_loss)
 
 /* ------------------------------------------------------------ checkpoints */
 
-typedef struct {
-    CfgMeta cfg;
-    StMeta meta[CFG_MAX_FIELDS + 12];
-    char text[10][160];
-    int n, ntext;
-} MetaList;
-
-static void meta_text(MetaList *l, const char *key, const char *value)
-{
-    snprintf(l->text[l->ntext], sizeof l->text[0], "%s", value);
-    l->meta[l->n++] = (StMeta){key, l->text[l->ntext++]};
-}
-
-static void meta_number(MetaList *l, const char *key, double v)
-{
-    char s[40];
-    snprintf(s, sizeof s, "%.17g", v);
-    meta_text(l, key, s);
-}
-
-/* The configuration and the model identity, then the caller's entries. */
-static void meta_init(MetaList *l, const VaeTrainer *t)
-{
-    cfg_meta(vae_train_fields(), &t->cfg, &l->cfg);
-    memcpy(l->meta, l->cfg.meta, l->cfg.count * sizeof *l->meta);
-    l->n = l->cfg.count, l->ntext = 0;
-    meta_text(l, "model", VAE_MODEL);
-    meta_text(l, "format", CKPT_FORMAT);
-}
-
 static int state_sections(const VaeTrainer *t, CkptSection sec[3])
 {
     const Params *p = &t->params;
@@ -269,57 +240,26 @@ int vae_trainer_save_last(const VaeTrainer *t, const char *path)
 {
     CkptSection sec[3];
     int nsec = state_sections(t, sec);
-    double plateau[PLATEAU_STATE_LEN];
-    plateau_state_pack(&t->plateau, plateau);
-    MetaList l;
-    meta_init(&l, t);
-    meta_number(&l, "state.step", (double)t->step);
-    meta_number(&l, "state.best_val", t->best_val);
-    meta_number(&l, "state.best_epoch", (double)t->best_epoch);
-    meta_number(&l, "state.bad_epochs", (double)t->bad_epochs);
-    meta_number(&l, "state.stopped", t->stopped);
-    char packed[160] = "";
-    for (int i = 0; i < PLATEAU_STATE_LEN; i++)
-        snprintf(packed + strlen(packed), sizeof packed - strlen(packed), "%s%.17g", i ? "," : "", plateau[i]);
-    meta_text(&l, "state.plateau", packed);
+    TrainMeta l;
+    train_meta_init(&l, vae_train_fields(), &t->cfg, VAE_MODEL, CKPT_FORMAT);
+    train_meta_number(&l, "state.step", (double)t->step);
+    train_meta_number(&l, "state.best_val", t->best_val);
+    train_meta_number(&l, "state.best_epoch", (double)t->best_epoch);
+    train_meta_number(&l, "state.bad_epochs", (double)t->bad_epochs);
+    train_meta_number(&l, "state.stopped", t->stopped);
+    train_meta_plateau(&l, &t->plateau);
     return ckpt_save(path, t->be, sec, nsec, l.meta, l.n);
 }
 
 int vae_trainer_save_best(const VaeTrainer *t, const char *path, long epoch, double val_loss)
 {
     CkptSection sec = {"", &t->params.list, t->best_w};
-    MetaList l;
-    meta_init(&l, t);
-    meta_number(&l, "epoch", (double)epoch);
-    meta_number(&l, "step", (double)t->step);
-    meta_number(&l, "val_loss", val_loss);
+    TrainMeta l;
+    train_meta_init(&l, vae_train_fields(), &t->cfg, VAE_MODEL, CKPT_FORMAT);
+    train_meta_number(&l, "epoch", (double)epoch);
+    train_meta_number(&l, "step", (double)t->step);
+    train_meta_number(&l, "val_loss", val_loss);
     return ckpt_save(path, t->be, &sec, 1, l.meta, l.n);
-}
-
-/* A non-negative whole number of metadata `key` into *v. */
-static int read_count(const StFile *f, const char *key, long *v)
-{
-    const char *s = st_meta(f, key);
-    char *end = NULL;
-    double d = s ? strtod(s, &end) : -1;
-    if (!s || end == s || *end || !(d >= 0 && d <= 1e15 && d == floor(d)))
-        return sd_fail("%s: missing or bad %s in its metadata", f->path, key);
-    *v = (long)d;
-    return SD_OK;
-}
-
-static int read_plateau(VaeTrainer *t, const StFile *f)
-{
-    const char *s = st_meta(f, "state.plateau");
-    double v[PLATEAU_STATE_LEN];
-    for (int i = 0; i < PLATEAU_STATE_LEN; i++) {
-        char *end = NULL;
-        if (s) v[i] = strtod(s, &end);
-        if (!s || end == s || *end != (i + 1 < PLATEAU_STATE_LEN ? ',' : 0))
-            return sd_fail("%s: missing or bad state.plateau in its metadata", f->path);
-        s = end + 1;
-    }
-    return plateau_state_unpack(&t->plateau, v);
 }
 
 int vae_trainer_load(VaeTrainer *t, const StFile *f)
@@ -328,14 +268,12 @@ int vae_trainer_load(VaeTrainer *t, const StFile *f)
     int nsec = state_sections(t, sec);
     for (int i = 0; i < nsec; i++)
         if (ckpt_load(f, t->be, &sec[i])) return SD_ERR;
-    const char *best = st_meta(f, "state.best_val");
-    char *end = NULL;
-    if (best) t->best_val = strtod(best, &end);
     long stopped = 0;
-    if (!best || end == best || *end) return sd_fail("%s: missing or bad state.best_val in its metadata", f->path);
-    if (read_count(f, "state.step", &t->step) || read_count(f, "state.best_epoch", &t->best_epoch) ||
-        read_count(f, "state.bad_epochs", &t->bad_epochs) || read_count(f, "state.stopped", &stopped) ||
-        read_plateau(t, f))
+    if (train_meta_read_number(f, "state.best_val", &t->best_val) ||
+        train_meta_read_count(f, "state.step", &t->step) ||
+        train_meta_read_count(f, "state.best_epoch", &t->best_epoch) ||
+        train_meta_read_count(f, "state.bad_epochs", &t->bad_epochs) ||
+        train_meta_read_count(f, "state.stopped", &stopped) || train_meta_read_plateau(f, &t->plateau))
         return SD_ERR;
     t->stopped = stopped != 0;
     return SD_OK;
