@@ -1,0 +1,223 @@
+"""The PyTorch side of `make bench-models`: one case of bench/bench_models.c, the same way.
+
+Usage: /usr/bin/python3 bench/torch_models.py CASE [--width N] [--batch N] [--size N]
+                                              [--stack PxHxW] [--reps N] [--threads N]
+
+CASE, options, defaults and the printed CSV row (BENCH_COLUMNS) are bench_models's; see the
+top of bench/bench_models.c. The networks are the PyTorch modules the tests already verify
+our C models against (tests/seg_oracle.py: segmentation U-Net; tests/gen_oracle.py: VAE and
+diffusion U-Net, in the seed's own PyTorch style), here in float32 with PyTorch's default
+initialisation. Training is what a PyTorch user of the seed recipe runs: train mode,
+BCEWithLogitsLoss, torch.optim.Adam(lr 1e-3, eps 1e-7) with weight_decay 2e-3 on the
+convolutions (the Keras l2(1e-3) penalty's gradient), zero_grad / backward / step.
+Inference and forwards run under torch.no_grad() in eval mode. FLOPs are counted by
+forward hooks (2 x multiply-adds of convolutions, linear layers and attention products)
+during the warm-up (seg-infer: one batch of tiles, scaled to the stack's tile count),
+independently of the C side's count. The reported time is the best of the timed runs.
+"""
+import argparse
+import os
+import resource
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+import gen_oracle  # noqa: E402  (the oracles switch the default dtype to float64 on import)
+import seg_oracle  # noqa: E402
+
+torch.set_default_dtype(torch.float32)
+
+INFER_TILE, INFER_OVERLAP, WINDOW_FLOOR = 256, 64, 1e-3
+SEED_SIZES = {"seg-train": (64, 8, 256), "seg-infer": (64, 8, INFER_TILE), "vae-forward": (128, 1, 256),
+              "diffusion-forward": (320, 1, 32)}
+
+
+# ------------------------------------------------------------------ FLOP counting
+
+class FlopCounter:
+    """Forward hooks adding 2 x multiply-adds of every conv, transposed conv, linear layer and
+    attention product (gen_oracle.SelfAttention: q k^T and probs v) while attached."""
+
+    def __init__(self, model):
+        self.flop = 0.0
+        self.handles = [m.register_forward_hook(self.hook) for m in model.modules()
+                        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear, gen_oracle.SelfAttention))]
+
+    def hook(self, module, inputs, output):
+        x = inputs[0]
+        if isinstance(module, nn.Conv2d):
+            k = module.kernel_size[0] * module.kernel_size[1] * module.in_channels // module.groups
+            self.flop += 2.0 * output.numel() * k
+        elif isinstance(module, nn.ConvTranspose2d):
+            k = module.kernel_size[0] * module.kernel_size[1] * module.out_channels
+            self.flop += 2.0 * x.numel() * k
+        elif isinstance(module, nn.Linear):
+            self.flop += 2.0 * x.numel() * module.out_features
+        else:  # attention over x [n, len, d]: two len x len x d products
+            n, length, d = x.shape
+            self.flop += 4.0 * n * length * length * d
+
+    def detach(self):
+        for h in self.handles:
+            h.remove()
+
+
+def time_iterations(name, model, step, reps, warm=None, warm_scale=1):
+    """The warm-up (one step unless `warm`) with FLOP hooks, whose count times warm_scale is
+    the per-iteration count, then the timed runs."""
+    counter = FlopCounter(model)
+    t = time.perf_counter()
+    (warm or step)()
+    counter.detach()
+    print(f"{name}: warm-up {time.perf_counter() - t:.2f} s", file=sys.stderr)
+    seconds = []
+    for i in range(reps):
+        t = time.perf_counter()
+        step()
+        seconds.append(time.perf_counter() - t)
+        print(f"{name}: iteration {i + 1}: {seconds[-1]:.3f} s", file=sys.stderr)
+    return counter.flop * warm_scale, seconds
+
+
+# ------------------------------------------------------------------ segmentation U-Net
+
+def seg_train(a):
+    model = seg_oracle.SegUnet(a.width, 1e-3, 0.01).train()  # Keras BN: eps 1e-3, momentum 0.99
+    convs = [p for n, p in model.named_parameters() if ".bn" not in n]
+    norms = [p for n, p in model.named_parameters() if ".bn" in n]
+    opt = torch.optim.Adam([{"params": convs, "weight_decay": 2e-3}, {"params": norms, "weight_decay": 0}],
+                           lr=1e-3, eps=1e-7)
+    x = torch.rand(a.batch, 1, a.size, a.size)
+    target = (torch.rand(a.batch, 1, a.size, a.size) < 0.07).float()
+    loss_fn = nn.BCEWithLogitsLoss()
+
+    def step():
+        opt.zero_grad()
+        loss_fn(model(x), target).backward()
+        opt.step()
+
+    flop, seconds = time_iterations(a.case, model, step, a.reps)
+    return a.batch, "images", 3 * flop, seconds
+
+
+def axis_origins(n, tile, overlap):
+    """Tile origins along an axis of n >= tile pixels, spread evenly as core/tiling.c does."""
+    if n < tile:
+        sys.exit(f"seg-infer: slices must be at least {tile} pixels on each side")
+    stride = tile - overlap
+    count = (n - tile + stride - 1) // stride + 1
+    if count == 1:
+        return [0]
+    return [(2 * i * (n - tile) + count - 1) // (2 * (count - 1)) for i in range(count)]
+
+
+def tile_spots(shape):
+    """(page, y, x) of every tile of a stack, in the order core/tiling.c runs them."""
+    pages, h, w = shape
+    return [(p, y, x) for p in range(pages) for y in axis_origins(h, INFER_TILE, INFER_OVERLAP)
+            for x in axis_origins(w, INFER_TILE, INFER_OVERLAP)]
+
+
+def segment_stack(model, stack, batch):
+    """Overlapping tiles -> sigmoid probabilities blended with a raised-cosine window."""
+    tile = INFER_TILE
+    i = np.arange(tile)
+    win = np.maximum(np.sin(np.pi * (i + 0.5) / tile) ** 2, WINDOW_FLOOR).astype(np.float32)
+    win2 = torch.from_numpy(np.outer(win, win))
+    pages, h, w = stack.shape
+    spots = tile_spots(stack.shape)
+    images = torch.from_numpy(stack)
+    out, wsum = torch.zeros(pages, h, w), torch.zeros(pages, h, w)
+    with torch.no_grad():
+        for k in range(0, len(spots), batch):
+            chunk = spots[k:k + batch]
+            tiles = torch.stack([images[p, y:y + tile, x:x + tile] for p, y, x in chunk])[:, None]
+            probs = torch.sigmoid(model(tiles))[:, 0]
+            for (p, y, x), prob in zip(chunk, probs):
+                out[p, y:y + tile, x:x + tile] += win2 * prob
+                wsum[p, y:y + tile, x:x + tile] += win2
+    return out / wsum
+
+
+def seg_infer(a):
+    pages, h, w = (int(v) for v in a.stack.split("x"))
+    stack = np.random.default_rng(1).random((pages, h, w), dtype=np.float32)  # the work does not depend on it
+    model = seg_oracle.SegUnet(a.width, 1e-3, 0.01).eval()
+
+    def warm():  # one batch of tiles, as bench_models
+        with torch.no_grad():
+            model(torch.rand(a.batch, 1, INFER_TILE, INFER_TILE))
+
+    flop, seconds = time_iterations(a.case, model, lambda: segment_stack(model, stack, a.batch), a.reps, warm,
+                                    len(tile_spots(stack.shape)) / a.batch)
+    return stack.size / 1e6, "MP", flop, seconds
+
+
+# ------------------------------------------------------------------ generative models
+
+def vae_forward(a):
+    model = gen_oracle.Vae({"in_ch": 1, "base": a.width, "latent": 32, "groups": 32}).eval()
+    x = torch.randn(a.batch, 1, a.size, a.size)
+
+    def step():
+        with torch.no_grad():
+            mean, _, skips = model.encoder(x)
+            model.decoder(mean, skips)
+
+    flop, seconds = time_iterations(a.case, model, step, a.reps)
+    return a.batch, "images", flop, seconds
+
+
+def diffusion_forward(a):
+    cfg = {"in_ch": 32, "base": a.width, "levels": 4, "mult": [1, 2, 4, 4], "attn": [1, 1, 1, 0], "blocks": 2,
+           "heads": 8, "time_in": 320, "time_dim": 640, "groups": 8}
+    model = gen_oracle.Diffusion(cfg).eval()
+    x = torch.randn(a.batch, 32, a.size, a.size)
+    t = torch.full((a.batch,), 500.0)
+
+    def step():  # Diffusion.forward, with the timestep embedding in float32
+        with torch.no_grad():
+            half = cfg["time_in"] // 2
+            angles = t[:, None] * torch.pow(10000, -torch.arange(half, dtype=torch.float32) / half)[None]
+            time_emb = model.time_embedding(torch.cat([torch.cos(angles), torch.sin(angles)], dim=-1))
+            model.final(model.unet(x, time_emb))
+
+    flop, seconds = time_iterations(a.case, model, step, a.reps)
+    return a.batch, "images", flop, seconds
+
+
+CASES = {"seg-train": seg_train, "seg-infer": seg_infer, "vae-forward": vae_forward,
+         "diffusion-forward": diffusion_forward}
+
+
+def main():
+    p = argparse.ArgumentParser(description="PyTorch side of bench_models (one case, one CSV row)")
+    p.add_argument("case", choices=sorted(CASES))
+    for opt in ("width", "batch", "size"):
+        p.add_argument(f"--{opt}", type=int)
+    p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--threads", type=int, default=os.cpu_count())
+    p.add_argument("--stack", default="1x768x1024", help="seg-infer: PAGESxHxW of a random stack")
+    a = p.parse_args()
+    for opt, seed in zip(("width", "batch", "size"), SEED_SIZES[a.case]):
+        if getattr(a, opt) is None:
+            setattr(a, opt, seed)
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(1)
+    print(f"{a.case}: PyTorch {torch.__version__}, {torch.get_num_threads()} threads, float32", file=sys.stderr)
+    items, unit, flop, seconds = CASES[a.case](a)
+    sec = min(seconds)  # the least disturbed, as bench_models
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    rss = usage.ru_maxrss / 1024  # Linux reports KiB
+    # BENCH_COLUMNS: impl,case,width,batch,size,items,unit,reps,seconds,rate,gflop,gflops,threads,peak_rss_mib,cpu_s
+    print(f"torch,{a.case},{a.width},{a.batch},{a.size},{items:.6g},{unit},{a.reps},{sec:.6g},{items / sec:.6g},"
+          f"{flop / 1e9:.6g},{flop / 1e9 / sec:.6g},{torch.get_num_threads()},{rss:.1f},"
+          f"{usage.ru_utime + usage.ru_stime:.2f}")
+
+
+if __name__ == "__main__":
+    main()
