@@ -237,7 +237,8 @@ static int run_check(const char *dir, const char *gradfile, const char *filter)
     }
     fclose(gf);
     cpu_ctx_destroy(be.ctx);
-    printf("worst oracle error %.2e (limit %.0e), worst finite-difference error %.2e (limit %.0e)\n",
+    printf("worst oracle error %.2e (limit %.0e), worst finite-difference error %.2e "
+           "(limit %.0e unless a case sets gradtol)\n",
            worst_oracle, ORACLE_TOL, worst_grad, GRAD_TOL);
     printf("ops: %d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
