@@ -38,7 +38,7 @@ endif
 .PHONY: all test asan deps demo clean help test-gpu bench-ops fuzz
 # keep intermediate objects of the test binaries (no rebuilds on every make)
 .SECONDARY:
-all: $(BUILD)/sdseg $(BUILD)/test_ops $(BUILD)/test_ops_f64 $(UNITS)
+all: $(BUILD)/sdseg $(BUILD)/test_ops $(BUILD)/test_ops_f64 $(UNITS) $(BUILD)/demo_overlay
 
 $(BUILD)/f32/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -203,7 +203,7 @@ $(BUILD)/demo_overlay: $(BUILD)/f32/repro/overlay.o $(BUILD)/f32/core/tiff.o $(B
 # The README's first command: deps, build, then repro/demo.sh (a phantom, or DATA=/path/to/epfl).
 # The build runs after deps (not beside it under -j): it needs the packages deps installs.
 demo: deps
-	$(MAKE) all $(BUILD)/demo_overlay
+	$(MAKE) all
 	BUILD=$(BUILD) sh repro/demo.sh $(if $(DATA),--data "$(DATA)")
 
 help:
