@@ -16,6 +16,17 @@ static int check_failures;
         }                                                                        \
     } while (0)
 
+/* CHECK with a printf-style explanation of what was checked. */
+#define CHECK_MSG(cond, ...)                                    \
+    do {                                                        \
+        if (!(cond)) {                                          \
+            fprintf(stderr, "%s:%d: FAIL: ", __FILE__, __LINE__); \
+            fprintf(stderr, __VA_ARGS__);                       \
+            fputc('\n', stderr);                                \
+            check_failures++;                                   \
+        }                                                       \
+    } while (0)
+
 /* |got - want| <= tol, printing both values when not. */
 #define CHECK_NEAR(got, want, tol)                                                             \
     do {                                                                                       \

@@ -13,22 +13,11 @@
 #include "../core/dataset.h"
 #include "../core/err.h"
 #include "../core/tiles.h"
+#include "check.h"
 
 #define COUNT 10
 #define SIDE 32
 #define PIX (SIDE * SIDE)
-
-static int failures;
-
-#define CHECK(cond, ...)                                \
-    do {                                                \
-        if (!(cond)) {                                  \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__); \
-            printf(__VA_ARGS__);                        \
-            printf("\n");                               \
-            failures++;                                 \
-        }                                               \
-    } while (0)
 
 /* Tile t: a disc of radius 5..9 (mask 1) at a tile-dependent place; image = 30 + 170 *
  * mask + a gradient, so the mask is recoverable from the image (image > 110/255). */
@@ -58,9 +47,9 @@ static int write_and_open(const char *path, TileSet *ts)
     TileMeta meta = {.stride_y = SIDE, .stride_x = SIDE, .src_pages = COUNT / 2, .src_h = SIDE, .src_w = 2 * SIDE,
                      .src_bits = 8, .split = "train", .image_source = "synthetic", .mask_source = "synthetic"};
     if (tileset_write(path, &src, &meta) || tileset_open(path, ts)) return SD_ERR;
-    CHECK(ts->count == COUNT && ts->h == SIDE && ts->w == SIDE, "reopened shape");
-    CHECK(!memcmp(ts->image, image, sizeof image) && !memcmp(ts->mask, mask, sizeof mask), "reopened pixels");
-    CHECK(!memcmp(ts->slice, slice, sizeof slice) && !memcmp(ts->origin, origin, sizeof origin), "reopened indices");
+    CHECK_MSG(ts->count == COUNT && ts->h == SIDE && ts->w == SIDE, "reopened shape");
+    CHECK_MSG(!memcmp(ts->image, image, sizeof image) && !memcmp(ts->mask, mask, sizeof mask), "reopened pixels");
+    CHECK_MSG(!memcmp(ts->slice, slice, sizeof slice) && !memcmp(ts->origin, origin, sizeof origin), "reopened indices");
     return SD_OK;
 }
 
@@ -89,7 +78,7 @@ static void epoch_order(const TileSet *ts, Loader *l, long epoch, int *order)
 static void test_order(const TileSet *ts)
 {
     Loader *l = loader_create(ts, 3, NORM_UNIT, NULL, 42, 1, 0);
-    CHECK(loader_batches(l) == 4, "batches with a partial last batch: %ld", loader_batches(l));
+    CHECK_MSG(loader_batches(l) == 4, "batches with a partial last batch: %ld", loader_batches(l));
     int e0[COUNT], e1[COUNT], again[COUNT], seen[COUNT] = {0};
     epoch_order(ts, l, 0, e0);
     epoch_order(ts, l, 1, e1);
@@ -97,19 +86,19 @@ static void test_order(const TileSet *ts)
     for (int k = 0; k < COUNT; k++) seen[e0[k] >= 0 ? e0[k] : 0] += e0[k] >= 0;
     int perm = 1;
     for (int t = 0; t < COUNT; t++) perm &= seen[t] == 1;
-    CHECK(perm, "epoch 0 is not a permutation of the tiles");
-    CHECK(memcmp(e0, e1, sizeof e0) != 0, "epochs 0 and 1 have the same order");
-    CHECK(memcmp(e0, again, sizeof e0) == 0, "epoch 0 order not reproducible");
+    CHECK_MSG(perm, "epoch 0 is not a permutation of the tiles");
+    CHECK_MSG(memcmp(e0, e1, sizeof e0) != 0, "epochs 0 and 1 have the same order");
+    CHECK_MSG(memcmp(e0, again, sizeof e0) == 0, "epoch 0 order not reproducible");
     loader_destroy(l);
     l = loader_create(ts, 4, NORM_UNIT, NULL, 42, 0, 1);
-    CHECK(loader_batches(l) == 2, "drop_last batches: %ld", loader_batches(l));
+    CHECK_MSG(loader_batches(l) == 2, "drop_last batches: %ld", loader_batches(l));
     int files[COUNT] = {0};
     epoch_order(ts, l, 3, files);
     int in_order = 1;
     for (int k = 0; k < 8; k++) in_order &= files[k] == k;
-    CHECK(in_order, "shuffle=0 is not file order");
+    CHECK_MSG(in_order, "shuffle=0 is not file order");
     float img[4 * PIX];
-    CHECK(loader_get(l, 0, 2, img, NULL) < 0, "batch past the end accepted");
+    CHECK_MSG(loader_get(l, 0, 2, img, NULL) < 0, "batch past the end accepted");
     loader_destroy(l);
 }
 
@@ -136,14 +125,14 @@ static void test_determinism(const TileSet *ts)
         for (long b = 0; b < 5; b++) loader_get(seq, e, b, s_img + b * 2 * PIX, s_msk + b * 2 * PIX);
         for (long b = 4; b >= 0; b--) loader_get(ran, e, b, r_img + b * 2 * PIX, r_msk + b * 2 * PIX);
         for (long b = 0; b < 2; b++) loader_get(five, e, b, f_img + b * 5 * PIX, f_msk + b * 5 * PIX);
-        CHECK(!memcmp(s_img, r_img, sizeof s_img) && !memcmp(s_msk, r_msk, sizeof s_msk),
+        CHECK_MSG(!memcmp(s_img, r_img, sizeof s_img) && !memcmp(s_msk, r_msk, sizeof s_msk),
               "epoch %ld: prefetched and rebuilt batches differ", e);
-        CHECK(!memcmp(s_img, f_img, sizeof s_img) && !memcmp(s_msk, f_msk, sizeof s_msk),
+        CHECK_MSG(!memcmp(s_img, f_img, sizeof s_img) && !memcmp(s_msk, f_msk, sizeof s_msk),
               "epoch %ld: batch size changed the tiles", e);
     }
     Loader *other = loader_create(ts, 2, NORM_SYMMETRIC, &a, 8, 1, 0);
     loader_get(other, 2, 4, r_img, r_msk);
-    CHECK(memcmp(r_img, s_img + 8 * PIX, 2 * PIX * sizeof(float)) != 0, "seed 8 gave seed 7's batch");
+    CHECK_MSG(memcmp(r_img, s_img + 8 * PIX, 2 * PIX * sizeof(float)) != 0, "seed 8 gave seed 7's batch");
     loader_destroy(seq), loader_destroy(ran), loader_destroy(five), loader_destroy(other);
 }
 
@@ -202,11 +191,11 @@ static void test_switches(const TileSet *ts)
                 int bad = sw[k].geometric ? misaligned(img, mask) : 0;
                 worst_align = bad > worst_align ? bad : worst_align;
             }
-        CHECK(changed_img, "%s: no effect on the images", sw[k].name);
-        CHECK(all_binary, "%s: mask not exactly 0/1", sw[k].name);
-        CHECK(changed_mask == sw[k].geometric, "%s: mask %s", sw[k].name, changed_mask ? "changed" : "unchanged");
+        CHECK_MSG(changed_img, "%s: no effect on the images", sw[k].name);
+        CHECK_MSG(all_binary, "%s: mask not exactly 0/1", sw[k].name);
+        CHECK_MSG(changed_mask == sw[k].geometric, "%s: mask %s", sw[k].name, changed_mask ? "changed" : "unchanged");
         /* exact permutations keep alignment perfectly; resampling may flip edge pixels */
-        CHECK(worst_align <= (sw[k].exact ? 0 : PIX / 100), "%s: %d pixels where mask and image disagree",
+        CHECK_MSG(worst_align <= (sw[k].exact ? 0 : PIX / 100), "%s: %d pixels where mask and image disagree",
               sw[k].name, worst_align);
     }
     Augment all = everything();
@@ -215,7 +204,7 @@ static void test_switches(const TileSet *ts)
         run_aug(ts, &all, t, 5, img, mask);
         all_binary &= binary(mask);
     }
-    CHECK(all_binary, "all augmentations together: mask not exactly 0/1");
+    CHECK_MSG(all_binary, "all augmentations together: mask not exactly 0/1");
 }
 
 /* Flips alone give one of the tile's four mirror images, pixel for pixel. */
@@ -238,10 +227,10 @@ static void test_flips_exact(const TileSet *ts)
                 }
             if (same) kind = f;
         }
-        CHECK(kind >= 0, "stream %llu: flipped tile is no mirror image of the source", (unsigned long long)stream);
+        CHECK_MSG(kind >= 0, "stream %llu: flipped tile is no mirror image of the source", (unsigned long long)stream);
         if (kind >= 0) kinds[kind]++;
     }
-    CHECK(kinds[0] && kinds[1] && kinds[2] && kinds[3], "32 draws did not produce all four flips: %d %d %d %d",
+    CHECK_MSG(kinds[0] && kinds[1] && kinds[2] && kinds[3], "32 draws did not produce all four flips: %d %d %d %d",
           kinds[0], kinds[1], kinds[2], kinds[3]);
 }
 
@@ -255,7 +244,7 @@ static void test_normalization(const TileSet *ts)
     int ok = 1;
     for (int i = 0; i < 2 * PIX; i++)
         ok &= unit[i] == ts->image[i] / 255.0f && fabsf(sym[i] - (2.0f * ts->image[i] / 255.0f - 1.0f)) < 1e-6f;
-    CHECK(ok, "normalization is not x/255 and (x/255-0.5)/0.5");
+    CHECK_MSG(ok, "normalization is not x/255 and (x/255-0.5)/0.5");
     loader_destroy(u), loader_destroy(s);
 }
 
@@ -278,6 +267,6 @@ int main(void)
     test_normalization(&ts);
     tileset_close(&ts);
     remove(path);
-    printf("t_loader: %s\n", failures ? "FAILED" : "all checks passed");
-    return failures != 0;
+    printf("t_loader: %s\n", check_failures ? "FAILED" : "all checks passed");
+    return check_failures != 0;
 }

@@ -12,11 +12,7 @@ T=$(mktemp -d /tmp/sdseg_t_seg_checkpoint.XXXXXX)
 trap 'rm -rf "$T"' EXIT
 fail=0
 
-check() {
-    what=$1
-    shift
-    if "$@"; then echo "  ok   $what"; else echo "  FAIL $what"; fail=1; fi
-}
+. "$(dirname "$0")/lib.sh"
 
 # rejects <file> <text>: predict fails, one stderr line containing text
 rejects() {

@@ -11,19 +11,9 @@
 
 #include "../core/err.h"
 #include "../core/tiff.h"
+#include "check.h"
 
-static int failures;
 static char dir[] = "/tmp/sdseg-t_tiff-XXXXXX";
-
-#define CHECK(cond, ...)                              \
-    do {                                              \
-        if (!(cond)) {                                \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__); \
-            printf(__VA_ARGS__);                      \
-            printf("\n");                             \
-            failures++;                               \
-        }                                             \
-    } while (0)
 
 static const char *tmp(const char *name)
 {
@@ -42,13 +32,13 @@ static void test_u8_round_trip(void)
     uint8_t *data = malloc(n);
     for (size_t i = 0; i < n; i++) data[i] = pattern(i);
     data[0] = 0, data[1] = 255;
-    CHECK(tiff_write_u8(tmp("u8.tif"), pages, h, w, data) == SD_OK, "write u8: %s", sd_last_error());
+    CHECK_MSG(tiff_write_u8(tmp("u8.tif"), pages, h, w, data) == SD_OK, "write u8: %s", sd_last_error());
     Stack s;
-    CHECK(tiff_read_stack(tmp("u8.tif"), &s) == SD_OK, "read u8: %s", sd_last_error());
-    CHECK(s.pages == pages && s.h == h && s.w == w && s.bits == 8, "u8 shape %d %d %d %d", s.pages, s.h, s.w, s.bits);
+    CHECK_MSG(tiff_read_stack(tmp("u8.tif"), &s) == SD_OK, "read u8: %s", sd_last_error());
+    CHECK_MSG(s.pages == pages && s.h == h && s.w == w && s.bits == 8, "u8 shape %d %d %d %d", s.pages, s.h, s.w, s.bits);
     size_t bad = 0;
     for (size_t i = 0; s.data && i < n; i++) bad += s.data[i] != (float)data[i] / 255.0f;
-    CHECK(bad == 0, "u8 round trip: %zu pixels differ", bad);
+    CHECK_MSG(bad == 0, "u8 round trip: %zu pixels differ", bad);
     stack_free(&s);
     free(data);
 }
@@ -60,11 +50,11 @@ static void test_f32_round_trip(void)
     float *data = malloc(n * sizeof(float));
     for (size_t i = 0; i < n; i++) data[i] = (float)pattern(i) / 7.0f - 10.0f;
     data[0] = 1e-38f, data[1] = -3.5e30f, data[2] = 0.1f;
-    CHECK(tiff_write_f32(tmp("f32.tif"), pages, h, w, data) == SD_OK, "write f32: %s", sd_last_error());
+    CHECK_MSG(tiff_write_f32(tmp("f32.tif"), pages, h, w, data) == SD_OK, "write f32: %s", sd_last_error());
     Stack s;
-    CHECK(tiff_read_stack(tmp("f32.tif"), &s) == SD_OK, "read f32: %s", sd_last_error());
-    CHECK(s.pages == pages && s.h == h && s.w == w && s.bits == 32, "f32 shape");
-    CHECK(s.data && memcmp(s.data, data, n * sizeof(float)) == 0, "f32 round trip not bit-exact");
+    CHECK_MSG(tiff_read_stack(tmp("f32.tif"), &s) == SD_OK, "read f32: %s", sd_last_error());
+    CHECK_MSG(s.pages == pages && s.h == h && s.w == w && s.bits == 32, "f32 shape");
+    CHECK_MSG(s.data && memcmp(s.data, data, n * sizeof(float)) == 0, "f32 round trip not bit-exact");
     stack_free(&s);
     free(data);
 }
@@ -149,13 +139,13 @@ static void check_layout(const char *name, const Layout *L)
     write_libtiff(tmp(name), L, h, w);
     Stack s;
     if (tiff_read_stack(tmp(name), &s) != SD_OK) {
-        CHECK(0, "%s: %s", name, sd_last_error());
+        CHECK_MSG(0, "%s: %s", name, sd_last_error());
         return;
     }
     double worst = 0;
     for (size_t i = 0; i < (size_t)h * w; i++) worst = fmax(worst, fabs(s.data[i] - expected(L, i)));
-    CHECK(s.pages == 1 && s.h == h && s.w == w && s.bits == L->bits, "%s: shape", name);
-    CHECK(worst < 2e-6, "%s: max error %g", name, worst);
+    CHECK_MSG(s.pages == 1 && s.h == h && s.w == w && s.bits == L->bits, "%s: shape", name);
+    CHECK_MSG(worst < 2e-6, "%s: max error %g", name, worst);
     stack_free(&s);
 }
 
@@ -179,9 +169,9 @@ static void expect_error(const char *path, const char *needle)
 {
     Stack s;
     int rc = tiff_read_stack(path, &s);
-    CHECK(rc == SD_ERR && strstr(sd_last_error(), needle) && !strchr(sd_last_error(), '\n'),
+    CHECK_MSG(rc == SD_ERR && strstr(sd_last_error(), needle) && !strchr(sd_last_error(), '\n'),
           "%s: expected an error containing '%s', got rc %d '%s'", path, needle, rc, sd_last_error());
-    CHECK(s.data == NULL, "%s: data left allocated after an error", path);
+    CHECK_MSG(s.data == NULL, "%s: data left allocated after an error", path);
 }
 
 static void test_errors(void)
@@ -207,9 +197,9 @@ static void test_errors(void)
     expect_error(tmp("missing.tif"), "cannot open");
     /* writers refuse nonsense and leave nothing behind */
     uint8_t px = 0;
-    CHECK(tiff_write_u8(tmp("none.tif"), 0, 1, 1, &px) == SD_ERR && access(tmp("none.tif"), F_OK) != 0,
+    CHECK_MSG(tiff_write_u8(tmp("none.tif"), 0, 1, 1, &px) == SD_ERR && access(tmp("none.tif"), F_OK) != 0,
           "zero-page write accepted");
-    CHECK(tiff_write_u8("/nonexistent-dir/x.tif", 1, 1, 1, &px) == SD_ERR, "write into a missing directory");
+    CHECK_MSG(tiff_write_u8("/nonexistent-dir/x.tif", 1, 1, 1, &px) == SD_ERR, "write into a missing directory");
 }
 
 int main(void)
@@ -222,6 +212,6 @@ int main(void)
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0) printf("warning: could not remove %s\n", dir);
-    printf("t_tiff: %s\n", failures ? "FAILED" : "all checks passed");
-    return failures != 0;
+    printf("t_tiff: %s\n", check_failures ? "FAILED" : "all checks passed");
+    return check_failures != 0;
 }

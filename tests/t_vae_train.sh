@@ -15,11 +15,7 @@ T=$(mktemp -d /tmp/sdseg_t_vae_train.XXXXXX)
 trap 'rm -rf "$T"' EXIT
 fail=0
 
-check() { # check <description> <command...>: the command must succeed
-    what=$1
-    shift
-    if "$@"; then echo "  ok   $what"; else echo "  FAIL $what"; fail=1; fi
-}
+. "$(dirname "$0")/lib.sh"
 
 same_run() {
     cmp -s "$1/last.safetensors" "$2/last.safetensors" && cmp -s "$1/best.safetensors" "$2/best.safetensors"
