@@ -17,7 +17,9 @@ UnetConfig unet_config_seed(void)
                         .heads = 8,
                         .time_in = 320,
                         .time_dim = 640,
-                        .groups = 8};
+                        .groups = 8,
+                        .act = ACT_LEAKY_RELU,
+                        .slope = 0.3f};
 }
 
 int unet_config_check(const UnetConfig *cfg)
@@ -175,8 +177,7 @@ static Fmap res_forward(UnetPass *u, const UnetResParams *r, Fmap x)
     Pass *ps = &u->ps;
     Fmap f = layer_conv(ps, &r->conv_feature, leaky(ps, x), 1, 1);
     const real *shift = layer_linear(ps, &r->linear_time, u->time_act, ps->n);
-    Fmap merged = {ws_take(ps->ws, fmap_numel(ps, f)), f.c, f.h, f.w};
-    ps->be->film_forward(ps->be->ctx, ps->n, f.c, f.h * f.w, merged.d, f.d, u->zeros, shift);
+    Fmap merged = layer_film(ps, f, u->zeros, shift);
     merged = layer_group_norm(ps, &r->groupnorm_merged, merged, u->cfg->groups, GN_EPS);
     merged = layer_conv(ps, &r->conv_merged, leaky(ps, merged), 1, 1);
     Fmap skip = r->residual_layer.w < 0 ? x : layer_conv(ps, &r->residual_layer, x, 1, 0);
@@ -196,8 +197,7 @@ static Fmap attn_forward(UnetPass *u, const UnetAttnParams *a, Fmap x)
     tokens = layer_sum(ps, tokens, attended, numel);
     real *hidden = layer_linear(ps, &a->linear_geglu_1, layer_layer_norm(ps, &a->layernorm_2, tokens, rows, LN_EPS),
                                 rows);
-    real *gated = ws_take(ps->ws, (size_t)rows * 4 * c);
-    ps->be->geglu_forward(ps->be->ctx, rows, 4 * c, gated, hidden);
+    real *gated = layer_geglu(ps, hidden, rows, 4 * c);
     tokens = layer_sum(ps, tokens, layer_linear(ps, &a->linear_geglu_2, gated, rows), numel);
     Fmap y = layer_from_tokens(ps, tokens, c, x.h, x.w);
     return layer_add(ps, layer_conv(ps, &a->conv_output, y, 1, 0), x);

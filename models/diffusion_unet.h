@@ -31,6 +31,14 @@ typedef struct {
     int time_in;                /* sinusoidal timestep embedding width: 320 */
     int time_dim;               /* time embedding width: 640 */
     int groups;                 /* GroupNorm groups: 8 */
+    /* The "improved" config's fixes (seed-readme.md critique); all 0 / LeakyReLU 0.3 in the seed. */
+    int time_film;              /* 1: linear_time emits 2 x width, the time embedding scales and shifts
+                                   (FiLM) the block's group-normalized features; 0: the seed's shift only */
+    int pre_norm;               /* 1: groupnorm_feature normalizes the block input before conv_feature
+                                   (the seed declares it and never applies it) */
+    int antialias;              /* 1: 3x3 blur before every stride-2 downsampling convolution */
+    Act act;                    /* the activation everywhere: ACT_LEAKY_RELU (seed) or ACT_SILU */
+    float slope;                /* LeakyReLU slope: 0.3 */
 } UnetConfig;
 
 /* DRes(cin, cout): f = Conv3x3(LeakyReLU(x)); m = f + Linear(LeakyReLU(t)); m =
@@ -71,6 +79,9 @@ typedef struct {
 } DiffusionUnet;
 
 UnetConfig unet_config_seed(void);
+/* The seed's widths with every fix on: FiLM, pre-norm, anti-aliased downsampling, SiLU,
+ * attention at the bottleneck and at one high resolution only (attn = 0, 1, 0, 0). */
+UnetConfig unet_config_improved(void);
 /* SD_ERR for an impossible config (levels, blocks, widths the GroupNorms or heads cannot split). */
 int unet_config_check(const UnetConfig *cfg);
 /* Declare every parameter into p (in state_dict order). SD_ERR on a bad config. */

@@ -69,7 +69,8 @@ NormParams declare_norm(Params *p, int c, const char *fmt, ...)
 /* The layers with parameters come first (up to OP_LAYER_NORM). */
 typedef enum {
     OP_CONV, OP_CONVT, OP_LINEAR, OP_GROUP_NORM, OP_LAYER_NORM,
-    OP_ACT, OP_SUM, OP_CONCAT, OP_SPLIT, OP_UPSAMPLE, OP_ATTENTION, OP_TO_TOKENS, OP_FROM_TOKENS, OP_REPARAM
+    OP_ACT, OP_SUM, OP_CONCAT, OP_SPLIT, OP_UPSAMPLE, OP_ATTENTION, OP_TO_TOKENS, OP_FROM_TOKENS, OP_REPARAM,
+    OP_BLUR, OP_FILM, OP_GEGLU
 } TapeOp;
 
 /* One layer of a training pass: what its backward needs. */
@@ -84,7 +85,7 @@ struct TapeEntry {
         AttnShape attn;
         ImageShape img;
     } s;
-    int n, c, c2, hw;        /* plumbing: batch, channels (of each part), positions */
+    int n, c, c2, hw;        /* plumbing: batch, channels (of each part), positions; blur: stride */
     size_t numel;            /* elementwise ops */
     Act act;
     float slope;
@@ -246,6 +247,34 @@ Fmap layer_upsample(Pass *ps, Fmap x)
     return y;
 }
 
+Fmap layer_blur(Pass *ps, Fmap x, int stride)
+{
+    TapeEntry e = {.op = OP_BLUR, .c2 = stride, .x = x.d};
+    e.s.img = (ImageShape){ps->n, x.c, x.h, x.w};
+    Fmap y = fmap_take(ps, x.c, blur3x3_out(x.h, stride), blur3x3_out(x.w, stride));
+    ps->be->blur3x3_forward(ps->be->ctx, &e.s.img, stride, y.d, x.d);
+    e.y = y.d;
+    record(ps, &e);
+    return y;
+}
+
+Fmap layer_film(Pass *ps, Fmap x, const real *scale, const real *shift)
+{
+    Fmap y = fmap_take(ps, x.c, x.h, x.w);
+    ps->be->film_forward(ps->be->ctx, ps->n, x.c, x.h * x.w, y.d, x.d, scale, shift);
+    record(ps, &(TapeEntry){.op = OP_FILM, .n = ps->n, .c = x.c, .hw = x.h * x.w, .x = x.d, .x2 = scale,
+                            .x3 = shift, .y = y.d});
+    return y;
+}
+
+real *layer_geglu(Pass *ps, const real *x, int rows, int dim)
+{
+    real *y = ws_take(ps->ws, (size_t)rows * dim);
+    ps->be->geglu_forward(ps->be->ctx, rows, dim, y, x);
+    record(ps, &(TapeEntry){.op = OP_GEGLU, .n = rows, .c = dim, .x = x, .y = y});
+    return y;
+}
+
 real *layer_linear(Pass *ps, const LinearParams *l, const real *x, int rows)
 {
     TapeEntry e = {.op = OP_LINEAR, .w = l->w, .b = l->b, .x = x};
@@ -374,6 +403,15 @@ static void plumbing_backward(const Backend *be, Workspace *ws, const TapeEntry 
         break;
     case OP_ATTENTION:
         if (dx) be->attention_backward(ctx, &e->s.attn, dx, dy, e->x, e->saved);
+        break;
+    case OP_BLUR:
+        if (dx) be->blur3x3_backward(ctx, &e->s.img, e->c2, dx, dy);
+        break;
+    case OP_FILM:
+        be->film_backward(ctx, e->n, e->c, e->hw, dx, ws_grad(ws, e->x2), ws_grad(ws, e->x3), dy, e->x, e->x2);
+        break;
+    case OP_GEGLU:
+        if (dx) be->geglu_backward(ctx, e->n, e->c, dx, dy, e->x);
         break;
     case OP_REPARAM: be->reparameterize_backward(ctx, e->numel, dx, ws_grad(ws, e->x2), dy, e->x2, e->x3); break;
     default: break;

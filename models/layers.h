@@ -70,6 +70,13 @@ Fmap layer_concat(Pass *ps, Fmap a, Fmap b); /* channels of a, then b */
 /* The inverse of concat: channels [0, c/2) of x into *a, [c/2, c) into *b. */
 void layer_split(Pass *ps, Fmap x, Fmap *a, Fmap *b);
 Fmap layer_upsample(Pass *ps, Fmap x);       /* nearest x2 */
+/* Depthwise [1 2 1]x[1 2 1]/16 blur with reflect padding, stride 1 or 2 (anti-aliasing). */
+Fmap layer_blur(Pass *ps, Fmap x, int stride);
+/* y = x * (1 + scale[n, c]) + shift[n, c], per sample and channel (FiLM); scale and shift
+ * are [n, c] rows, e.g. the two halves of a time projection (pass its row stride). */
+Fmap layer_film(Pass *ps, Fmap x, const real *scale, const real *shift);
+/* GeGLU over rows of x [rows, 2 dim] -> [rows, dim]: a * gelu(b), a, b the two halves. */
+real *layer_geglu(Pass *ps, const real *x, int rows, int dim);
 /* x [rows, in] -> [rows, out]; rows counts the whole batch. */
 real *layer_linear(Pass *ps, const LinearParams *l, const real *x, int rows);
 real *layer_layer_norm(Pass *ps, const NormParams *g, const real *x, int rows, float eps);

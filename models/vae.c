@@ -5,7 +5,10 @@
 
 #include "../core/err.h"
 
-VaeConfig vae_config_seed(void) { return (VaeConfig){.in_ch = 1, .base = 128, .latent = 32, .groups = 32}; }
+VaeConfig vae_config_seed(void)
+{
+    return (VaeConfig){.in_ch = 1, .base = 128, .latent = 32, .groups = 32, .skips = 1};
+}
 
 int vae_config_check(const VaeConfig *cfg)
 {

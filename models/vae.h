@@ -14,6 +14,11 @@ typedef struct {
     int base;   /* 128 */
     int latent; /* latent channels: 32 (the encoder emits mean and logvar, 2 * latent) */
     int groups; /* GroupNorm groups: 32 */
+    int skips;     /* 1: the seed's decoder reads the encoder features f1, f2, f3 (its defect 2:
+                      generation from noise alone cannot decode); 0: a real bottleneck, the
+                      merge 1x1 convolutions take the decoder path alone */
+    int tanh_out;  /* 1: tanh on the output, matching the [-1, 1] data; 0: the seed's none */
+    int antialias; /* 1: 3x3 blur before every stride-2 downsampling convolution */
 } VaeConfig;
 
 /* VRes(cin, cout): GN -> LeakyReLU(0.3) -> Conv3x3 -> GN -> LeakyReLU -> Conv3x3, plus skip. */
@@ -62,7 +67,9 @@ typedef struct {
     VaeDecoderParams dec;
 } Vae;
 
-VaeConfig vae_config_seed(void);
+VaeConfig vae_config_seed(void); /* skips 1, tanh_out 0, antialias 0 */
+/* The seed's widths with the fixes: skips 0, tanh_out 1, antialias 1. */
+VaeConfig vae_config_improved(void);
 /* SD_ERR for widths the GroupNorms cannot split (base, 2 latent not multiples of groups). */
 int vae_config_check(const VaeConfig *cfg);
 /* Declare every parameter into p (in state_dict order). SD_ERR on a bad config. */
@@ -83,6 +90,10 @@ int vae_encode(const Vae *m, const Params *p, Workspace *ws, int n, int h, int w
 /* Decode latents z [n, latent, h/8, w/8] with the skips of the vae_encode just before (the
  * pass continues on the same ws) into out [n, in_ch, h, w]. */
 void vae_decode(const Vae *m, const Params *p, Workspace *ws, int n, const VaeEncoding *e, const real *z, real *out);
+/* Generation: decode latents z [n, latent, h/8, w/8] alone into out [n, in_ch, h, w],
+ * starting a pass on ws. A model with skips gets all-zero skip features (the only thing
+ * pure generation can give the seed's decoder: its defect 2, kept visible). */
+int vae_generate(const Vae *m, const Params *p, Workspace *ws, int n, int h, int w, const real *z, real *out);
 
 /* ------------------------------------------------------------------ training */
 

@@ -61,7 +61,7 @@ VaeTrainConfig vae_recipe_seed(void)
 
 static VaeConfig model_config(const VaeTrainConfig *c)
 {
-    return (VaeConfig){.in_ch = 1, .base = c->width, .latent = c->latent, .groups = c->groups};
+    return (VaeConfig){.in_ch = 1, .base = c->width, .latent = c->latent, .groups = c->groups, .skips = 1};
 }
 
 int vae_train_config_check(const VaeTrainConfig *c)

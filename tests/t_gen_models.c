@@ -102,7 +102,7 @@ static void check_vae(const KeyList *keys)
              p.list.numel, keys->numel, p.list.numel / 1e6);
     expect(p.list.numel == keys->numel && (long)(p.list.numel / 1e5 + 0.5) == 550, what);
     params_free(&p);
-    cfg = (VaeConfig){.in_ch = 1, .base = 32, .latent = 4, .groups = 8};
+    cfg = (VaeConfig){.in_ch = 1, .base = 32, .latent = 4, .groups = 8, .skips = 1};
     params_init(&p, NULL);
     expect(vae_declare(&m, &cfg, &p) == SD_OK && same_keys(&p.list, keys, 0), "VAE base 32: the same names");
     params_free(&p);
@@ -177,7 +177,7 @@ static void dump_unet(const Backend *be, const char *dir)
 {
     enum { N = 2, H = 16, W = 16 };
     UnetConfig cfg = {.in_ch = 4, .base = 16, .levels = 4, .mult = {1, 2, 4, 4}, .attn = {1, 1, 1, 0}, .blocks = 2,
-                      .heads = 8, .time_in = 16, .time_dim = 32, .groups = 8};
+                      .heads = 8, .time_in = 16, .time_dim = 32, .groups = 8, .act = ACT_LEAKY_RELU, .slope = 0.3f};
     static DiffusionUnet m;
     Params p;
     params_init(&p, be);
