@@ -1,4 +1,4 @@
-/* The seed's diffusion U-Net: parameter declarations (see diffusion_unet.h). */
+/* The latent diffusion U-Net, seed and improved configs (see diffusion_unet.h). */
 #include "diffusion_unet.h"
 
 #include <stdio.h>
@@ -22,6 +22,16 @@ UnetConfig unet_config_seed(void)
                         .slope = 0.3f};
 }
 
+UnetConfig unet_config_improved(void)
+{
+    UnetConfig cfg = unet_config_seed();
+    const int attn[UNET_MAX_LEVELS] = {0, 1, 0, 0};
+    for (int l = 0; l < UNET_MAX_LEVELS; l++) cfg.attn[l] = attn[l];
+    cfg.time_film = cfg.pre_norm = cfg.antialias = 1;
+    cfg.act = ACT_SILU;
+    return cfg;
+}
+
 int unet_config_check(const UnetConfig *cfg)
 {
     if (cfg->levels < 1 || cfg->levels > UNET_MAX_LEVELS || cfg->blocks < 1 || cfg->blocks > UNET_MAX_BLOCKS)
@@ -30,6 +40,11 @@ int unet_config_check(const UnetConfig *cfg)
     if (cfg->in_ch < 1 || cfg->base < 1 || cfg->heads < 1 || cfg->groups < 1 || cfg->time_dim < 1 ||
         cfg->time_in < 2 || cfg->time_in % 2)
         return sd_fail("U-Net: channels, heads, groups must be positive and the time input width even");
+    if ((unsigned)cfg->act > ACT_TANH) return sd_fail("U-Net: unknown activation %d", (int)cfg->act);
+    /* pre-norm normalizes every block input: the decoder's concatenations include conv_in's base channels */
+    if (cfg->pre_norm && cfg->base % cfg->groups)
+        return sd_fail("U-Net: with pre-norm the base width %d must be a multiple of %d groups", cfg->base,
+                       cfg->groups);
     for (int l = 0; l < cfg->levels; l++) {
         int c = cfg->base * cfg->mult[l];
         if (cfg->mult[l] < 1 || c % cfg->groups || c % cfg->heads)
@@ -44,7 +59,7 @@ static UnetResParams declare_res(Params *p, const UnetConfig *cfg, int c_in, int
     UnetResParams r;
     r.groupnorm_feature = declare_norm(p, c_in, "%s.groupnorm_feature", name);
     r.conv_feature = declare_conv(p, c_in, c_out, 3, "%s.conv_feature", name);
-    r.linear_time = declare_linear(p, cfg->time_dim, c_out, 1, "%s.linear_time", name);
+    r.linear_time = declare_linear(p, cfg->time_dim, cfg->time_film ? 2 * c_out : c_out, 1, "%s.linear_time", name);
     r.groupnorm_merged = declare_norm(p, c_out, "%s.groupnorm_merged", name);
     r.conv_merged = declare_conv(p, c_out, c_out, 3, "%s.conv_merged", name);
     r.residual_layer = (ConvParams){-1, -1, c_in, c_out, 1};
@@ -142,44 +157,65 @@ int unet_declare(DiffusionUnet *m, const UnetConfig *cfg, Params *p)
 
 /* ------------------------------------------------------------------ forward */
 
-#define LEAKY_SLOPE 0.3f
+#define TIME_MLP_SLOPE 0.3f /* the seed's time MLP, kept as it is in every config */
 #define GN_EPS 1e-5f
 #define ATTN_GN_EPS 1e-6f
 #define LN_EPS 1e-5f
 
-/* One forward pass: LeakyReLU(time embedding), shared by every residual block, and zeros
- * for the FiLM op that adds the time projection (y = x * (1 + 0) + shift). */
+/* One forward pass: the activated time embedding act(t), shared by every residual block's
+ * linear_time, and (seed path) zeros for the FiLM op that adds the time projection
+ * (y = x * (1 + 0) + shift). */
 typedef struct {
     Pass ps;
     const UnetConfig *cfg;
     const real *time_act, *zeros;
 } UnetPass;
 
-static Fmap leaky(Pass *ps, Fmap x) { return layer_act(ps, ACT_LEAKY_RELU, LEAKY_SLOPE, x); }
+/* The config's activation (LeakyReLU(slope) in the seed, SiLU in the improved config). */
+static Fmap act(UnetPass *u, Fmap x) { return layer_act(&u->ps, u->cfg->act, u->cfg->slope, x); }
 
-/* Linear(320, 640) -> LeakyReLU -> SiLU -> Linear(640, 640) -> LeakyReLU, then the
- * LeakyReLU every DRes applies before its linear_time. */
-static const real *time_forward(Pass *ps, const DiffusionUnet *m, const real *t_host)
+static Fmap time_leaky(Pass *ps, Fmap x) { return layer_act(ps, ACT_LEAKY_RELU, TIME_MLP_SLOPE, x); }
+
+/* Linear(320, 640) -> LeakyReLU -> SiLU -> Linear(640, 640) -> LeakyReLU (the seed's MLP in
+ * every config), then the activation every DRes applies before its linear_time. */
+static const real *time_forward(UnetPass *u, const DiffusionUnet *m, const real *t_host)
 {
+    Pass *ps = &u->ps;
     const UnetConfig *cfg = &m->cfg;
     real *t = ws_take(ps->ws, ps->n);
     ps->be->upload(ps->be->ctx, t, t_host, ps->n * sizeof(real));
     real *sinusoid = ws_take(ps->ws, (size_t)ps->n * cfg->time_in);
     ps->be->timestep_embedding(ps->be->ctx, ps->n, cfg->time_in, sinusoid, t);
     Fmap h = {layer_linear(ps, &m->time_linear_1, sinusoid, ps->n), cfg->time_dim, 1, 1};
-    h = layer_act(ps, ACT_SILU, 0, leaky(ps, h));
+    h = layer_act(ps, ACT_SILU, 0, time_leaky(ps, h));
     h.d = layer_linear(ps, &m->time_linear_2, h.d, ps->n);
-    return leaky(ps, leaky(ps, h)).d;
+    return act(u, time_leaky(ps, h)).d;
 }
 
+/* The time conditioning of conv_feature's output f, group-normalized: the seed adds the
+ * time projection before GN_merged; time_film splits a 2c projection into (scale, shift)
+ * and modulates GN_merged(f) with them. */
+static Fmap res_condition(UnetPass *u, const UnetResParams *r, Fmap f)
+{
+    Pass *ps = &u->ps;
+    Fmap proj = {layer_linear(ps, &r->linear_time, u->time_act, ps->n), r->linear_time.out, 1, 1};
+    if (!u->cfg->time_film) {
+        Fmap merged = layer_film(ps, f, u->zeros, proj.d);
+        return layer_group_norm(ps, &r->groupnorm_merged, merged, u->cfg->groups, GN_EPS);
+    }
+    Fmap scale, shift;
+    layer_split(ps, proj, &scale, &shift);
+    Fmap normed = layer_group_norm(ps, &r->groupnorm_merged, f, u->cfg->groups, GN_EPS);
+    return layer_film(ps, normed, scale.d, shift.d);
+}
+
+/* DRes: conv_merged(act(condition(conv_feature(act(x or GN_feature(x)))))) + skip(x). */
 static Fmap res_forward(UnetPass *u, const UnetResParams *r, Fmap x)
 {
     Pass *ps = &u->ps;
-    Fmap f = layer_conv(ps, &r->conv_feature, leaky(ps, x), 1, 1);
-    const real *shift = layer_linear(ps, &r->linear_time, u->time_act, ps->n);
-    Fmap merged = layer_film(ps, f, u->zeros, shift);
-    merged = layer_group_norm(ps, &r->groupnorm_merged, merged, u->cfg->groups, GN_EPS);
-    merged = layer_conv(ps, &r->conv_merged, leaky(ps, merged), 1, 1);
+    Fmap in = u->cfg->pre_norm ? layer_group_norm(ps, &r->groupnorm_feature, x, u->cfg->groups, GN_EPS) : x;
+    Fmap f = layer_conv(ps, &r->conv_feature, act(u, in), 1, 1);
+    Fmap merged = layer_conv(ps, &r->conv_merged, act(u, res_condition(u, r, f)), 1, 1);
     Fmap skip = r->residual_layer.w < 0 ? x : layer_conv(ps, &r->residual_layer, x, 1, 0);
     return layer_add(ps, merged, skip);
 }
@@ -211,6 +247,16 @@ static Fmap entry_forward(UnetPass *u, const UnetEntryParams *e, Fmap x)
     return x;
 }
 
+/* Conv3x3 stride 2, padding 1. Anti-aliased ("BlurPool"-style): the [1 2 1]^2 / 16 blur at
+ * stride 1 first, so the strided convolution samples a low-passed map instead of aliasing
+ * the frequencies above the new Nyquist limit; the convolution keeps its stride, padding
+ * and weights, so the parameters are the seed's. */
+static Fmap down_forward(UnetPass *u, const ConvParams *c, Fmap x)
+{
+    if (u->cfg->antialias) x = layer_blur(&u->ps, x, 1);
+    return layer_conv(&u->ps, c, x, 2, 1);
+}
+
 typedef struct {
     int count;
     Fmap f[UNET_MAX_LEVELS * (UNET_MAX_BLOCKS + 1)];
@@ -222,7 +268,7 @@ static Fmap encoder_forward(UnetPass *u, const DiffusionUnet *m, Fmap x, FmapSta
     skips->f[skips->count++] = x;
     for (int l = 0; l < m->cfg.levels; l++) {
         for (int j = 0; j < m->cfg.blocks; j++) skips->f[skips->count++] = x = entry_forward(u, &m->enc[l][j], x);
-        if (l + 1 < m->cfg.levels) skips->f[skips->count++] = x = layer_conv(&u->ps, &m->down[l], x, 2, 1);
+        if (l + 1 < m->cfg.levels) skips->f[skips->count++] = x = down_forward(u, &m->down[l], x);
     }
     return x;
 }
@@ -246,25 +292,36 @@ static int widest(const UnetConfig *cfg)
 int unet_forward(const DiffusionUnet *m, const Params *p, Workspace *ws, int n, int h, int w, const real *t,
                  const real *x, real *out)
 {
+    real *y;
+    if (unet_forward_ws(m, p, ws, n, h, w, t, x, &y)) return SD_ERR;
+    p->be->copy(p->be->ctx, out, y, (size_t)n * m->cfg.in_ch * h * w * sizeof(real));
+    return SD_OK;
+}
+
+int unet_forward_ws(const DiffusionUnet *m, const Params *p, Workspace *ws, int n, int h, int w, const real *t,
+                    const real *x, real **out)
+{
     int align = 1 << (m->cfg.levels - 1);
     if (n < 1 || h < align || w < align || h % align || w % align)
         return sd_fail("diffusion U-Net: input %dx%d (batch %d) must be a positive multiple of %d", h, w, n, align);
     ws_rewind(ws);
     UnetPass u = {{p->be, p, ws, n}, &m->cfg, NULL, NULL};
-    size_t zeros = (size_t)n * widest(&m->cfg);
-    real *z = ws_take(ws, zeros);
-    p->be->zero(p->be->ctx, z, zeros * sizeof(real));
-    u.zeros = z;
-    u.time_act = time_forward(&u.ps, m, t);
+    Fmap y = layer_input(&u.ps, (Fmap){(real *)x, m->cfg.in_ch, h, w});
+    if (!m->cfg.time_film) {
+        size_t zeros = (size_t)n * widest(&m->cfg);
+        real *z = ws_take(ws, zeros);
+        p->be->zero(p->be->ctx, z, zeros * sizeof(real));
+        u.zeros = z;
+    }
+    u.time_act = time_forward(&u, m, t);
     FmapStack skips = {0, {{0}}};
-    Fmap y = encoder_forward(&u, m, (Fmap){(real *)x, m->cfg.in_ch, h, w}, &skips);
+    y = encoder_forward(&u, m, y, &skips);
     y = res_forward(&u, &m->mid_res1, y);
     y = attn_forward(&u, &m->mid_attn, y);
     y = res_forward(&u, &m->mid_res2, y);
     y = decoder_forward(&u, m, y, &skips);
     y = layer_group_norm(&u.ps, &m->final_norm, y, m->cfg.groups, GN_EPS);
-    y = layer_conv(&u.ps, &m->final_conv, leaky(&u.ps, y), 1, 1);
-    p->be->copy(p->be->ctx, out, y.d, fmap_numel(&u.ps, y) * sizeof(real));
+    *out = layer_conv(&u.ps, &m->final_conv, act(&u, y), 1, 1).d;
     return SD_OK;
 }
 

@@ -1,5 +1,7 @@
 /* The seed's latent diffusion U-Net (../shared/docs/seed-models.md, "Diffusion model"):
- * an SD-1.x-like U-Net without cross-attention on 32x32x32 latents, predicting the noise.
+ * an SD-1.x-like U-Net without cross-attention on 32x32x32 latents, predicting the noise,
+ * and its "improved" config (FiLM time conditioning, pre-norm, anti-aliased downsampling,
+ * SiLU, fewer attention levels) with the same parameter names.
  * Parameters are named and shaped exactly as checkpoint-keys/diffusion.tsv for the seed
  * config (801.4 M values), including each residual block's declared-but-unused
  * groupnorm_feature. Widths, levels, blocks per level and attention placement are
@@ -36,13 +38,21 @@ typedef struct {
                                    (FiLM) the block's group-normalized features; 0: the seed's shift only */
     int pre_norm;               /* 1: groupnorm_feature normalizes the block input before conv_feature
                                    (the seed declares it and never applies it) */
-    int antialias;              /* 1: 3x3 blur before every stride-2 downsampling convolution */
-    Act act;                    /* the activation everywhere: ACT_LEAKY_RELU (seed) or ACT_SILU */
+    int antialias;              /* 1: 3x3 blur (stride 1) before every stride-2 downsampling convolution,
+                                   which keeps its stride 2 and padding 1 (blur, then subsample) */
+    Act act;                    /* the activation of the residual blocks (before linear_time too) and
+                                   the output layer: ACT_LEAKY_RELU (seed) or ACT_SILU; the time MLP
+                                   keeps the seed's LeakyReLU(0.3) and SiLU in every config */
     float slope;                /* LeakyReLU slope: 0.3 */
 } UnetConfig;
 
-/* DRes(cin, cout): f = Conv3x3(LeakyReLU(x)); m = f + Linear(LeakyReLU(t)); m =
- * Conv3x3(LeakyReLU(GN(m))); out = m + skip(x). groupnorm_feature is never applied. */
+/* DRes(cin, cout), act = the config's activation:
+ *   f = Conv3x3(act(x)), or Conv3x3(act(GN_feature(x))) with pre_norm (the seed declares
+ *       groupnorm_feature and never applies it)
+ *   seed:      m = GN_merged(f + Linear(act(t)))
+ *   time_film: (scale, shift) = the two halves of Linear(act(t)) (2 cout wide);
+ *              m = GN_merged(f) * (1 + scale) + shift
+ *   out = Conv3x3(act(m)) + skip(x). */
 typedef struct {
     NormParams groupnorm_feature, groupnorm_merged;
     ConvParams conv_feature, conv_merged, residual_layer; /* residual_layer.w = -1: identity */
@@ -93,6 +103,12 @@ int unet_declare(DiffusionUnet *m, const UnetConfig *cfg, Params *p);
  * from ws and stay there. SD_ERR when h or w is not a multiple of 2^(levels-1). */
 int unet_forward(const DiffusionUnet *m, const Params *p, Workspace *ws, int n, int h, int w, const real *t,
                  const real *x, real *out);
+/* The same without the copy: *out is the prediction in the workspace (valid until the next
+ * pass on ws), so a training pass writes d(loss)/d(out) into ws_grad(ws, *out). The input is
+ * copied into the workspace (layer_input): after layers_backward, layers_input_grad(ws) is
+ * d(loss)/d(x). */
+int unet_forward_ws(const DiffusionUnet *m, const Params *p, Workspace *ws, int n, int h, int w, const real *t,
+                    const real *x, real **out);
 
 /* The U-Net as the samplers' network (DenoiseFn of models/diffusion_sched.h) on latents
  * of h x w: pass unet_denoise with a UnetDenoiser as `user`. */

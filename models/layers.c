@@ -354,6 +354,14 @@ real *layer_constant(Pass *ps, size_t n, real value)
     return y;
 }
 
+Fmap layer_input(Pass *ps, Fmap x)
+{
+    if (ps->ws->next != 0) sd_die(4, "internal error: layer_input after the pass's first buffer");
+    Fmap y = fmap_take(ps, x.c, x.h, x.w);
+    ps->be->copy(ps->be->ctx, y.d, x.d, fmap_numel(ps, x) * sizeof(real));
+    return y;
+}
+
 void layers_init_torch(const Params *p, uint64_t seed)
 {
     const Backend *be = p->be;
@@ -434,6 +442,8 @@ static void weighted_backward(const Params *p, Workspace *ws, const TapeEntry *e
     default: break;
     }
 }
+
+const real *layers_input_grad(const Workspace *ws) { return ws->next > 0 ? ws_grad(ws, ws->buf[0]) : NULL; }
 
 void layers_backward(const Params *p, Workspace *ws)
 {

@@ -89,6 +89,9 @@ Fmap layer_from_tokens(Pass *ps, const real *tokens, int c, int h, int w);
 real *layer_reparameterize(Pass *ps, const real *mean, const real *logvar, const real *eps, size_t n);
 /* n copies of `value` (a constant: no gradient, not recorded). */
 real *layer_constant(Pass *ps, size_t n, real value);
+/* The pass's input x copied into the workspace, so that a training pass keeps its gradient
+ * (layers_input_grad). Must be the pass's first buffer: call it right after ws_rewind. */
+Fmap layer_input(Pass *ps, Fmap x);
 
 /* ------------------------------------------------------------------ backward */
 
@@ -97,5 +100,8 @@ real *layer_constant(Pass *ps, size_t n, real value);
  * into ws_grad(ws, output). Parameter gradients ACCUMULATE into p->grad (zero them once
  * per optimizer step); gradients of the pass's inputs (pointers not from ws) are dropped. */
 void layers_backward(const Params *p, Workspace *ws);
+/* After layers_backward: d(loss)/d(input) of the pass's layer_input copy, in the workspace;
+ * NULL after an inference pass. */
+const real *layers_input_grad(const Workspace *ws);
 
 #endif

@@ -1,5 +1,7 @@
 /* The seed's VAE (../shared/docs/seed-models.md, "VAE"): encoder 1x256x256 -> latent
- * 32x32x32, decoder fed by the encoder's skip features f1, f2, f3. Parameters are named
+ * 32x32x32, decoder fed by the encoder's skip features f1, f2, f3; and its "improved"
+ * config: a real bottleneck (no skips), tanh output, anti-aliased downsampling. Any number
+ * of image channels (in_ch 2: image + mask). Parameters are named
  * and shaped exactly as checkpoint-keys/vae.tsv for the seed config (55.0 M values),
  * including the declared-but-unused GroupNorm of each attention block. Widths scale with
  * `base` (stages base, 2 base, 4 base; the decoder's first 1x1 goes to 2 base, its last
@@ -18,7 +20,8 @@ typedef struct {
                       generation from noise alone cannot decode); 0: a real bottleneck, the
                       merge 1x1 convolutions take the decoder path alone */
     int tanh_out;  /* 1: tanh on the output, matching the [-1, 1] data; 0: the seed's none */
-    int antialias; /* 1: 3x3 blur before every stride-2 downsampling convolution */
+    int antialias; /* 1: 3x3 blur (stride 1) before every stride-2 downsampling convolution,
+                      which keeps the seed's right/bottom pad (blur, then subsample) */
 } VaeConfig;
 
 /* VRes(cin, cout): GN -> LeakyReLU(0.3) -> Conv3x3 -> GN -> LeakyReLU -> Conv3x3, plus skip. */
@@ -44,7 +47,7 @@ typedef struct {
 } VaeEncoderParams;
 
 typedef struct {
-    ConvParams s1_merge, s1_conv;         /* stg1.0 (1x1 of cat(z, f3)), stg1.1 */
+    ConvParams s1_merge, s1_conv;         /* stg1.0 (1x1 of cat(z, f3), of z without skips), stg1.1 */
     VaeResParams s1_res1, s1_res2;        /* stg1.2, 4 */
     VaeAttnParams s1_attn;                /* stg1.3 */
     ConvTParams s1_up;                    /* stg1.5: ConvT 4x4 s2 p1 */
@@ -85,14 +88,17 @@ typedef struct {
 } VaeEncoding;
 
 /* Encode images x [n, in_ch, h, w] (backend memory; h, w positive multiples of 8). Starts
- * a pass on ws. SD_ERR on a bad size. */
+ * a pass on ws, copying x into it (layer_input: after a training pass's layers_backward,
+ * layers_input_grad(ws) is d(loss)/d(x)). SD_ERR on a bad size. */
 int vae_encode(const Vae *m, const Params *p, Workspace *ws, int n, int h, int w, const real *x, VaeEncoding *e);
 /* Decode latents z [n, latent, h/8, w/8] with the skips of the vae_encode just before (the
- * pass continues on the same ws) into out [n, in_ch, h, w]. */
+ * pass continues on the same ws; a model without skips reads only their sizes) into out
+ * [n, in_ch, h, w]. */
 void vae_decode(const Vae *m, const Params *p, Workspace *ws, int n, const VaeEncoding *e, const real *z, real *out);
 /* Generation: decode latents z [n, latent, h/8, w/8] alone into out [n, in_ch, h, w],
  * starting a pass on ws. A model with skips gets all-zero skip features (the only thing
- * pure generation can give the seed's decoder: its defect 2, kept visible). */
+ * pure generation can give the seed's decoder: its defect 2, kept visible). SD_ERR on a
+ * bad size. */
 int vae_generate(const Vae *m, const Params *p, Workspace *ws, int n, int h, int w, const real *z, real *out);
 
 /* ------------------------------------------------------------------ training */

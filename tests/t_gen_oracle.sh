@@ -1,8 +1,9 @@
 #!/bin/sh
-# The generative models' forward passes, and the VAE's training loss and parameter
-# gradients (the backward of models/layers.c's tape), against PyTorch re-implementations
-# of the seed's modules and autograd (tests/gen_oracle.py): the C checkpoint loads
-# strictly, the outputs and gradients match.
+# The generative models against PyTorch re-implementations of their modules and autograd
+# (tests/gen_oracle.py): small diffusion U-Nets and VAEs in the seed, improved and mixed
+# configs load strictly from the C checkpoints; their forward outputs, the tape backward's
+# gradients (every parameter and the input), VAE generation, the seed VAE's training loss
+# and a DDIM run with the seed U-Net match.
 set -eu
 B=${BUILD:-build}
 PY=${PY:-/usr/bin/python3}
