@@ -19,7 +19,7 @@ typedef struct {
     const char *const *names; /* CFG_ENUM: value i is names[i], NULL-terminated */
 } CfgField;
 
-#define CFG_MAX_FIELDS 32
+#define CFG_MAX_FIELDS 40
 
 typedef struct {
     const CfgField *field;

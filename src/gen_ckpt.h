@@ -17,7 +17,9 @@ typedef struct {
 } VaeModel;
 
 /* src/vae_trainer.c: the weights of a train-vae checkpoint (section "", the model's own
- * parameter names, loadable by PyTorch). */
+ * parameter names, loadable by PyTorch). A best checkpoint's section "" holds the weights
+ * validation used: the EMA ones when the run had EMA on. A last checkpoint of such a run
+ * gives its EMA weights (section "ema."), otherwise its raw weights (section ""). */
 int vae_model_load(VaeModel *v, const Backend *be, const char *path);
 void vae_model_free(VaeModel *v);
 

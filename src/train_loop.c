@@ -19,7 +19,7 @@ typedef struct {
 static int one_step(const TrainLoop *l, TrainRun *r, Clock *k)
 {
     TrainTick tick;
-    if (train_run_fetch(r, *l->step, l->steps_per_epoch, l->batch, l->accum) ||
+    if ((r->train && train_run_fetch(r, *l->step, l->steps_per_epoch, l->batch, l->accum)) ||
         l->step_fn(l->ctx, r, &tick.lr, &tick.loss))
         return SD_ERR;
     tick.step = *l->step;
@@ -74,6 +74,6 @@ int train_command(const char *cmd, const TrainOptions *o, int (*run)(const void 
     train_stop_on_signals();
     int rc = run(cmd_options, &be);
     device_close(&be);
-    if (rc) return cli_fail(cmd, 1);
+    if (rc) return cli_fail(cmd, rc == TRAIN_BAD_INPUT ? 2 : 1);
     return train_report_stop(cmd, o->out);
 }

@@ -31,7 +31,8 @@ typedef struct {
     const long *step; /* its count of optimizer steps, advanced by step_fn */
     long steps_per_epoch;
     int epochs, batch, accum;
-    /* One optimizer step on r->images (and r->masks): the lr it used and its loss. */
+    /* One optimizer step on r->images (and r->masks): the lr it used and its loss. With no
+     * training loader (r->train NULL) nothing is fetched: the trainer draws its own batches. */
     int (*step_fn)(void *ctx, TrainRun *r, double *lr, double *loss);
     /* The row of steps.csv and the progress text (what, n bytes). */
     void (*log_step)(void *ctx, TrainRun *r, const TrainTick *tick, char *what, size_t n);
@@ -49,9 +50,14 @@ typedef struct {
     int fast, max_steps, resume, threads, save_every;
 } TrainOptions;
 
+/* run's return (after sd_fail) for bad input -- options, data, checkpoints -- found before
+ * training starts: the exit status is then 2. */
+#define TRAIN_BAD_INPUT 2
+
 /* The command after cli_parse: checks the common options o, opens the device and calls
  * run(cmd_options, be) with SIGINT/SIGTERM stopping the loop. The exit status: 0, 1 when
- * it failed or a signal stopped it, 2 when the device could not be opened. */
+ * it failed or a signal stopped it, 2 when the device could not be opened or run returned
+ * TRAIN_BAD_INPUT. */
 int train_command(const char *cmd, const TrainOptions *o, int (*run)(const void *cmd_options, const Backend *be),
                   const void *cmd_options);
 
