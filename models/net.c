@@ -259,10 +259,12 @@ static void layer_forward(Net *n, NetLayer *l, int batch, int train)
     }
 }
 
-void net_forward(Net *n, int batch, int train)
+void net_forward_layers(Net *n, int count, int batch, int train)
 {
-    for (int i = 0; i < n->nlayer; i++) layer_forward(n, &n->layer[i], batch, train);
+    for (int i = 0; i < count && i < n->nlayer; i++) layer_forward(n, &n->layer[i], batch, train);
 }
+
+void net_forward(Net *n, int batch, int train) { net_forward_layers(n, n->nlayer, batch, train); }
 
 void net_backward_begin(Net *n) { n->be->zero(n->be->ctx, n->grad, n->arena_len * sizeof(real)); }
 

@@ -77,6 +77,9 @@ size_t net_act_numel(const Net *n, int act, int batch);
 /* Forward for `batch` samples from the input activation; batch norm uses batch
  * statistics (and updates running ones) when train, running statistics otherwise. */
 void net_forward(Net *n, int batch, int train);
+/* net_forward through the first `count` layers only (a prefix of the network, e.g. the
+ * encoder of a U-Net whose features are wanted without its decoder). */
+void net_forward_layers(Net *n, int count, int batch, int train);
 /* Zero the activation gradients, then backpropagate from the gradient of the last
  * activation, which the caller writes after this zeroing: net_backward_begin, write
  * the output gradient into net_grad(n, out), net_backward. Parameter gradients accumulate
