@@ -13,6 +13,11 @@ int cmd_eval(int argc, char **argv);
 int cmd_train_seg(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
 int cmd_train_vae(int argc, char **argv);
+int cmd_fidelity(int argc, char **argv);
+int cmd_train_ddpm(int argc, char **argv);
+int cmd_sample(int argc, char **argv);
+int cmd_encode(int argc, char **argv);
+int cmd_decode(int argc, char **argv);
 
 static const Command commands[] = {
     {"prep", cmd_prep, "cut TIFF stacks into train/val tile datasets"},
@@ -23,6 +28,11 @@ static const Command commands[] = {
     {"train-seg", cmd_train_seg, "train the segmentation U-Net (seed or improved recipe), resumable"},
     {"predict", cmd_predict, "raw network output (logits) for an NCHW .npy batch"},
     {"train-vae", cmd_train_vae, "train the seed's VAE (its recipe, defects switchable), resumable"},
+    {"train-ddpm", cmd_train_ddpm, "train the latent diffusion U-Net through a frozen VAE, resumable"},
+    {"sample", cmd_sample, "generate images (and masks) with the latent diffusion model"},
+    {"encode", cmd_encode, "encode a stack (or its tiles) into VAE latents (.npy)"},
+    {"decode", cmd_decode, "decode VAE latents (.npy) into an 8-bit image stack"},
+    {"fidelity", cmd_fidelity, "how real synthetic tiles look: FD/KID on U-Net features, histogram, spectrum"},
     {NULL, NULL, NULL},
 };
 

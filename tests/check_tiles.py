@@ -89,4 +89,5 @@ def main():
     print(f"ok: {len(seen)} image/mask tile pairs match the source pixels exactly ({pages} slices of {sh} x {sw})")
 
 
-main()
+if __name__ == "__main__":  # tests/gen_cli_oracle.py imports read_raw_tiff
+    main()
