@@ -4,7 +4,8 @@
  *   bench_models peak [--threads N]
  *       the CPU's peak (bench/cpu_peak.h) as one CSV row: threads,ghz,lanes,isa,peak_gflops,
  *       memory_gbs
- *   bench_models CASE [--width N] [--batch N] [--size N] [--stack PxHxW] [--reps N] [--threads N]
+ *   bench_models CASE [--width N] [--batch N] [--size N] [--stack PxHxW] [--vae-width N] [--reps N]
+ *                     [--threads N]
  *       seg-train          segmentation U-Net training steps (seed recipe: BCE, Adam with the
  *                          Keras L2), batch x size^2 phantom tiles; items: images
  *       seg-infer          sdseg segment's path over a phantom stack of --stack pages x height x
@@ -12,8 +13,16 @@
  *                          by 64, blended; random weights; items: megapixels
  *       vae-forward        VAE encode + decode (z = mean), batch x 1 x size^2; items: images
  *       diffusion-forward  diffusion U-Net noise prediction, batch x 32 x size^2 latents
+ *       sample-ddpm        generation as `sdseg sample` does it: batch x 32 x (size/8)^2 latents
+ *       sample-ddim        from noise through the sampler (DDPM ancestral 50 steps, DDIM 50
+ *       sample-dpm++2m     steps, DPM-Solver++(2M) 20 steps) with the diffusion U-Net, then
+ *                          the VAE decodes them into batch x 2 x size^2 images (image + mask);
+ *                          both models in their improved configs, as the repro chain uses them
+ *                          (U-Net time embedding width-wide as train-ddpm makes it; VAE
+ *                          GroupNorm groups min(32, vae-width / 2)); items: images
  *       --width is the seg U-Net's base width (64), the VAE's base (128) or the diffusion
- *       U-Net's base (320); other sizes are for quick checks.
+ *       U-Net's base (320); --vae-width the VAE's base in the sampling cases (128); other
+ *       sizes are for quick checks.
  *       Prints one CSV row (the columns of BENCH_COLUMNS, shared with torch_models.py) on
  *       stdout, progress on stderr. One case per process: getrusage's peak RSS is the case's.
  *
@@ -36,6 +45,7 @@
 #include "../core/phantom.h"
 #include "../core/tiling.h"
 #include "../cpu/cpu.h"
+#include "../models/diffusion_sched.h"
 #include "../models/diffusion_unet.h"
 #include "../models/seg_unet.h"
 #include "../models/vae.h"
@@ -51,6 +61,7 @@ typedef struct {
     const char *name;
     int width, batch, size, reps;
     int pages, h, w; /* seg-infer's stack */
+    int vae_width;   /* the sampling cases' VAE */
 } Args;
 
 /* What a case reports: work per iteration and the timed iterations. */
@@ -281,15 +292,22 @@ static int unet_iter(void *state)
     return unet_forward(g->unet, &g->p, &g->ws, g->n, g->size, g->size, g->t, g->x, g->out);
 }
 
+/* Weights for the parameters declared into p. */
+static int alloc_weights(const Backend *be, Params *p)
+{
+    if (params_alloc(p, 0)) return SD_ERR;
+    fill_weights(be, p);
+    return SD_OK;
+}
+
 /* Declared model -> weights, input and output of in_ch x size^2 per sample, then timing. */
 static int run_generative(const Args *a, GenModel *g, int in_ch, IterFn fn, Result *r)
 {
     const Backend *be = g->be;
     size_t count = (size_t)a->batch * in_ch * a->size * a->size;
     *r = (Result){.items = a->batch, .unit = "images", .passes = 1};
-    int rc = params_alloc(&g->p, 0);
+    int rc = alloc_weights(be, &g->p);
     if (rc == SD_OK) {
-        fill_weights(be, &g->p);
         g->x = be->alloc(be->ctx, count * sizeof(real));
         g->out = be->alloc(be->ctx, count * sizeof(real));
         be->fill_normal(be->ctx, count, g->x, 0, 1, 2, 0, 0);
@@ -326,6 +344,77 @@ static int run_diffusion(const Args *a, const Backend *be, Result *r)
     return rc;
 }
 
+/* ------------------------------------------------------------ sampling */
+
+#define SCHEDULE_STEPS 1000
+
+/* Sampling steps of each sampler case: the seed's DDPM grid, DDIM on the same, DPM-Solver++. */
+static int sampler_steps(SamplerKind kind) { return kind == SAMPLER_DPMPP_2M ? 20 : 50; }
+
+typedef struct {
+    const Backend *be;
+    DiffusionUnet *unet;
+    Vae vae;
+    Params unet_p, vae_p;
+    Workspace unet_ws, vae_ws;
+    NoiseSchedule sched;
+    SamplerConfig sc;
+    int n, size, latent; /* images per iteration, their side, the latents' side */
+    real *z, *images;
+} Sampling;
+
+/* One batch of images from noise: the sampler's steps, then the VAE decoder. */
+static int sample_iter(void *state)
+{
+    Sampling *s = state;
+    UnetDenoiser d = {s->unet, &s->unet_p, &s->unet_ws, s->latent, s->latent};
+    size_t per = (size_t)s->unet->cfg.in_ch * s->latent * s->latent;
+    sampler_initial_noise(s->be, &s->sc, s->n, per, s->z);
+    if (sampler_run(s->be, &s->sched, &s->sc, unet_denoise, &d, s->n, per, s->z)) return SD_ERR;
+    return vae_generate(&s->vae, &s->vae_p, &s->vae_ws, s->n, s->size, s->size, s->z, s->images);
+}
+
+/* The two improved models at the case's widths, declared. */
+static int declare_sampling_models(const Args *a, Sampling *s)
+{
+    UnetConfig uc = unet_config_improved();
+    VaeConfig vc = vae_config_improved();
+    vc.in_ch = 2, vc.base = a->vae_width, vc.groups = a->vae_width / 2 < 32 ? a->vae_width / 2 : 32;
+    uc.in_ch = vc.latent, uc.base = a->width, uc.time_in = a->width, uc.time_dim = 2 * a->width;
+    if (a->size % 8) return sd_fail("--size must be a multiple of 8 (the VAE's downsampling), got %d", a->size);
+    if (unet_declare(s->unet, &uc, &s->unet_p) || vae_declare(&s->vae, &vc, &s->vae_p)) return SD_ERR;
+    return alloc_weights(s->be, &s->unet_p) || alloc_weights(s->be, &s->vae_p) ? SD_ERR : SD_OK;
+}
+
+static int run_sampling(const Args *a, const Backend *be, Result *r)
+{
+    Sampling s = {.be = be, .n = a->batch, .size = a->size, .latent = a->size / 8,
+                  .unet = calloc(1, sizeof(DiffusionUnet))};
+    *r = (Result){.items = a->batch, .unit = "images", .passes = 1};
+    int rc = s.unet ? sampler_kind_parse(a->name + strlen("sample-"), &s.sc.kind) : sd_fail("out of memory");
+    s.sc.steps = sampler_steps(s.sc.kind), s.sc.seed = 1;
+    params_init(&s.unet_p, be);
+    params_init(&s.vae_p, be);
+    if (rc == SD_OK) rc = declare_sampling_models(a, &s);
+    if (rc == SD_OK) rc = schedule_create(&s.sched, SCHEDULE_SCALED_LINEAR, PREDICT_EPSILON, SCHEDULE_STEPS, 0, 0);
+    if (rc == SD_OK) {
+        s.z = be->alloc(be->ctx, (size_t)s.n * s.vae.cfg.latent * s.latent * s.latent * sizeof(real));
+        s.images = be->alloc(be->ctx, (size_t)s.n * s.vae.cfg.in_ch * s.size * s.size * sizeof(real));
+        ws_init(&s.unet_ws, be);
+        ws_init(&s.vae_ws, be);
+        rc = time_iterations(sample_iter, &s, a, r);
+        ws_free(&s.unet_ws);
+        ws_free(&s.vae_ws);
+        be->release(be->ctx, s.z);
+        be->release(be->ctx, s.images);
+        schedule_free(&s.sched);
+    }
+    params_free(&s.unet_p);
+    params_free(&s.vae_p);
+    free(s.unet);
+    return rc;
+}
+
 /* ------------------------------------------------------------ command line */
 
 typedef struct {
@@ -339,13 +428,17 @@ static const Case cases[] = {
     {"seg-infer", run_seg_infer, 64, 8, INFER_TILE},
     {"vae-forward", run_vae, 128, 1, 256},
     {"diffusion-forward", run_diffusion, 320, 1, 32},
+    {"sample-ddpm", run_sampling, 320, 1, 256},
+    {"sample-ddim", run_sampling, 320, 1, 256},
+    {"sample-dpm++2m", run_sampling, 320, 1, 256},
 };
 
 static void usage(void)
 {
     fprintf(stderr, "usage: bench_models peak [--threads N]\n"
-                    "       bench_models seg-train|seg-infer|vae-forward|diffusion-forward [--width N] [--batch N]\n"
-                    "                    [--size N] [--stack PAGESxHxW] [--reps N] [--threads N]\n");
+                    "       bench_models seg-train|seg-infer|vae-forward|diffusion-forward|sample-ddpm|sample-ddim|\n"
+                    "                    sample-dpm++2m [--width N] [--batch N] [--size N] [--stack PAGESxHxW]\n"
+                    "                    [--vae-width N] [--reps N] [--threads N]\n");
     exit(2);
 }
 
@@ -369,7 +462,7 @@ static void parse_stack(const char *text, Args *a)
 /* Options after the case name; sizes default to the case's seed sizes. */
 static Args parse(int argc, char **argv, const Case *c)
 {
-    Args a = {argv[1], c ? c->width : 0, c ? c->batch : 0, c ? c->size : 0, 3, 1, 768, 1024};
+    Args a = {argv[1], c ? c->width : 0, c ? c->batch : 0, c ? c->size : 0, 3, 1, 768, 1024, 128};
     for (int i = 2; i < argc; i += 2) {
         if (i + 1 >= argc) usage();
         const char *flag = argv[i], *v = argv[i + 1];
@@ -379,6 +472,7 @@ static Args parse(int argc, char **argv, const Case *c)
         else if (!strcmp(flag, "--reps")) a.reps = int_option(flag, v, 1, MAX_REPS);
         else if (!strcmp(flag, "--threads")) omp_set_num_threads(int_option(flag, v, 1, 1024));
         else if (!strcmp(flag, "--stack")) parse_stack(v, &a);
+        else if (!strcmp(flag, "--vae-width")) a.vae_width = int_option(flag, v, 2, 4096);
         else usage();
     }
     return a;

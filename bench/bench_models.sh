@@ -1,5 +1,6 @@
 #!/bin/sh
-# make bench-models: the three seed networks on the CPU, ours beside PyTorch's, case by case.
+# make bench-models: the three seed networks on the CPU, ours beside PyTorch's, case by case,
+# and sampling (diffusion U-Net + VAE decoder) with three samplers.
 #
 #   BUILD=build PY=/usr/bin/python3 sh bench/bench_models.sh
 #
@@ -10,6 +11,7 @@
 # the CPU's peak each side reaches). Environment:
 #   THREADS=N       threads for both sides (default: every core)
 #   BENCH_QUICK=1   tiny sizes, output under $BUILD/bench-quick/: a smoke test of the chain
+#   BENCH_ONLY=RE   only the cases whose name matches the extended regex RE (e.g. sample)
 #   OUT=DIR         output folder (default reports, or $BUILD/bench-quick with BENCH_QUICK)
 #   QUIET_WAIT=S    before each case, wait up to S seconds (default 600) for the other
 #                   processes to use under a fifth of a core
@@ -71,6 +73,14 @@ measure() {
 
 # ------------------------------------------------------------ the cases
 
+# The sampling cases, one per sampler: U-Net width S_WIDTH, VAE width S_VAE, S_SIZE-pixel
+# images, batch S_BATCH, S_REPS timed iterations (set below; the report states them).
+sampling_cases() {
+    for s in ddpm ddim dpm++2m; do
+        echo "sample-$s --width $S_WIDTH --vae-width $S_VAE --size $S_SIZE --batch $S_BATCH --reps $S_REPS"
+    done
+}
+
 # "case options" lines; seg-infer's stack (PAGESxHxW) is one slice of the EPFL size.
 if [ "$QUICK" = 1 ]; then
     STACK=1x256x320
@@ -78,10 +88,13 @@ if [ "$QUICK" = 1 ]; then
 seg-infer --width 4 --batch 2 --reps 2
 vae-forward --width 32 --size 32 --reps 2
 diffusion-forward --width 32 --size 8 --reps 2"
+    S_WIDTH=16 S_VAE=8 S_SIZE=64 S_BATCH=2 S_REPS=1
 else
     STACK=1x768x1024
-    # Sized to take about 8 minutes on 2 cores: width-64 training at batch 4 (the seed: 8),
-    # a single timed iteration where one takes ~20 s or more.
+    # Sized to take about 11 minutes on 2 cores: width-64 training at batch 4 (the seed: 8),
+    # a single timed iteration where one takes ~20 s or more; sampling at the sizes the cpu
+    # repro profile samples at (repro/profiles/cpu.env: diffusion U-Net width 32, VAE width 16,
+    # 128-pixel tiles, so 16 x 16 latents), 8 images per iteration, about 3 minutes of the total.
     CASES="seg-train --width 16 --reps 2
 seg-train --width 32 --reps 1
 seg-train --width 64 --batch 4 --reps 1
@@ -89,7 +102,11 @@ seg-infer --width 16 --reps 2
 seg-infer --width 64 --reps 1
 vae-forward --reps 1
 diffusion-forward --reps 3"
+    S_WIDTH=32 S_VAE=16 S_SIZE=128 S_BATCH=8 S_REPS=2
 fi
+CASES="$CASES
+$(sampling_cases)"
+[ -z "${BENCH_ONLY:-}" ] || CASES=$(echo "$CASES" | grep -E "^[^ ]*(${BENCH_ONLY})") || die "no case matches $BENCH_ONLY"
 
 COLUMNS_CSV=impl,case,width,batch,size,items,unit,reps,seconds,rate,gflop,gflops,threads,peak_rss_mib,cpu_s,other_cores
 echo "$COLUMNS_CSV" > "$WORK/rows.csv"
@@ -205,8 +222,14 @@ table() {
     echo "  blending) over a $STACK (pages x height x width) stack, in megapixels/s; sdseg gets an EM-like"
     echo "  phantom, PyTorch uniform noise (the work does not depend on the values)."
     echo "- vae-forward: encoder + decoder (z = mean) of one 256^2 tile; diffusion-forward: one noise"
-    echo "  prediction on a 32x32x32 latent. The VAE and diffusion models have no backward pass yet, so"
-    echo "  their training steps are not measured."
+    echo "  prediction on a 32x32x32 latent (the seed's configurations; their training steps are not"
+    echo "  measured here)."
+    echo "- sample-ddpm, sample-ddim, sample-dpm++2m: generation as \`sdseg sample\` does it, in images/s:"
+    echo "  Gaussian noise -> the sampler (DDPM ancestral 50 steps, the seed's; DDIM 50 steps, eta 0;"
+    echo "  DPM-Solver++(2M) 20 steps) with the improved diffusion U-Net -> the improved VAE decoder"
+    echo "  (image + mask channels) at U-Net width $S_WIDTH, VAE width $S_VAE, $S_SIZE^2 images ($((S_SIZE / 8))^2 latents), batch $S_BATCH."
+    echo "  PyTorch runs the same models (tests/gen_oracle.py) in the loops of tests/sampler_oracle.py"
+    echo "  (diffusers' scheduler arithmetic), eager, under no_grad."
     echo
     echo "Each rate is the best of the timed iterations after one warm-up (the CSV's reps: 1 where an"
     echo "iteration takes ~20 s or more, and width-64 training at batch 4 rather than the seed's 8, to keep"

@@ -1,7 +1,7 @@
 """The PyTorch side of `make bench-models`: one case of bench/bench_models.c, the same way.
 
 Usage: /usr/bin/python3 bench/torch_models.py CASE [--width N] [--batch N] [--size N]
-                                              [--stack PxHxW] [--reps N] [--threads N]
+                                              [--stack PxHxW] [--vae-width N] [--reps N] [--threads N]
 
 CASE, options, defaults and the printed CSV row (BENCH_COLUMNS) are bench_models's; see the
 top of bench/bench_models.c. The networks are the PyTorch modules the tests already verify
@@ -10,7 +10,10 @@ diffusion U-Net, in the seed's own PyTorch style), here in float32 with PyTorch'
 initialisation. Training is what a PyTorch user of the seed recipe runs: train mode,
 BCEWithLogitsLoss, torch.optim.Adam(lr 1e-3, eps 1e-7) with weight_decay 2e-3 on the
 convolutions (the Keras l2(1e-3) penalty's gradient), zero_grad / backward / step.
-Inference and forwards run under torch.no_grad() in eval mode. FLOPs are counted by
+Inference and forwards run under torch.no_grad() in eval mode. Sampling (sample-ddpm,
+sample-ddim, sample-dpm++2m) is the loop a PyTorch user writes: tests/sampler_oracle.py's
+re-implementations of diffusers' DDPM, DDIM (eta 0) and DPM-Solver++(2M) schedulers around
+the diffusion U-Net, then the VAE decoder, both in their improved configs. FLOPs are counted by
 forward hooks (2 x multiply-adds of convolutions, linear layers and attention products)
 during the warm-up (seg-infer: one batch of tiles, scaled to the stack's tile count),
 independently of the C side's count. The reported time is the best of the timed runs.
@@ -27,13 +30,18 @@ import torch.nn as nn
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
 import gen_oracle  # noqa: E402  (the oracles switch the default dtype to float64 on import)
+import sampler_oracle  # noqa: E402
 import seg_oracle  # noqa: E402
 
 torch.set_default_dtype(torch.float32)
 
 INFER_TILE, INFER_OVERLAP, WINDOW_FLOOR = 256, 64, 1e-3
 SEED_SIZES = {"seg-train": (64, 8, 256), "seg-infer": (64, 8, INFER_TILE), "vae-forward": (128, 1, 256),
-              "diffusion-forward": (320, 1, 32)}
+              "diffusion-forward": (320, 1, 32), "sample-ddpm": (320, 1, 256), "sample-ddim": (320, 1, 256),
+              "sample-dpm++2m": (320, 1, 256)}
+SAMPLER_STEPS = {"ddpm": 50, "ddim": 50, "dpm++2m": 20}  # bench_models's sampler_steps
+SCHEDULE_STEPS = 1000
+SEED_SLOPE = 0.3
 
 
 # ------------------------------------------------------------------ FLOP counting
@@ -159,8 +167,37 @@ def seg_infer(a):
 
 # ------------------------------------------------------------------ generative models
 
+def unet_config(width, improved):
+    """The seed's diffusion U-Net at base `width` (time embedding 320 -> 640, attention at the
+    three upper levels) or the improved one as train-ddpm builds it (time embedding width ->
+    2 width, attention at level 1, FiLM, pre-norm, blur, SiLU)."""
+    cfg = {"in_ch": 32, "base": width, "levels": 4, "mult": [1, 2, 4, 4], "attn": [1, 1, 1, 0], "blocks": 2,
+           "heads": 8, "time_in": 320, "time_dim": 640, "groups": 8, "time_film": 0, "pre_norm": 0, "antialias": 0,
+           "act": "leaky_relu", "slope": SEED_SLOPE}
+    if improved:
+        cfg.update(attn=[0, 1, 0, 0], time_in=width, time_dim=2 * width, time_film=1, pre_norm=1, antialias=1,
+                   act="silu")
+    return cfg
+
+
+def vae_config(width, improved):
+    """The seed's VAE, or the improved one with a mask channel (GroupNorm groups min(32, width / 2))."""
+    if improved:
+        return {"in_ch": 2, "base": width, "latent": 32, "groups": min(32, width // 2), "skips": 0, "tanh_out": 1,
+                "antialias": 1}
+    return {"in_ch": 1, "base": width, "latent": 32, "groups": 32, "skips": 1, "tanh_out": 0, "antialias": 0}
+
+
+def predict_noise(model, x, t):
+    """Diffusion.forward with the timestep embedding in float32 (the oracle's is float64)."""
+    half = model.time_in // 2
+    angles = t[:, None] * torch.pow(10000, -torch.arange(half, dtype=torch.float32) / half)[None]
+    time_emb = model.time_embedding(torch.cat([torch.cos(angles), torch.sin(angles)], dim=-1))
+    return model.final(model.unet(x, time_emb))
+
+
 def vae_forward(a):
-    model = gen_oracle.Vae({"in_ch": 1, "base": a.width, "latent": 32, "groups": 32}).eval()
+    model = gen_oracle.Vae(vae_config(a.width, False)).eval()
     x = torch.randn(a.batch, 1, a.size, a.size)
 
     def step():
@@ -173,25 +210,51 @@ def vae_forward(a):
 
 
 def diffusion_forward(a):
-    cfg = {"in_ch": 32, "base": a.width, "levels": 4, "mult": [1, 2, 4, 4], "attn": [1, 1, 1, 0], "blocks": 2,
-           "heads": 8, "time_in": 320, "time_dim": 640, "groups": 8}
-    model = gen_oracle.Diffusion(cfg).eval()
+    model = gen_oracle.Diffusion(unet_config(a.width, False)).eval()
     x = torch.randn(a.batch, 32, a.size, a.size)
     t = torch.full((a.batch,), 500.0)
 
-    def step():  # Diffusion.forward, with the timestep embedding in float32
+    def step():
         with torch.no_grad():
-            half = cfg["time_in"] // 2
-            angles = t[:, None] * torch.pow(10000, -torch.arange(half, dtype=torch.float32) / half)[None]
-            time_emb = model.time_embedding(torch.cat([torch.cos(angles), torch.sin(angles)], dim=-1))
-            model.final(model.unet(x, time_emb))
+            predict_noise(model, x, t)
 
     flop, seconds = time_iterations(a.case, model, step, a.reps)
     return a.batch, "images", flop, seconds
 
 
+def sampling(a):
+    """batch images from noise: the sampler's loop around the U-Net, then the VAE decoder."""
+    kind = a.case[len("sample-"):]
+    steps = SAMPLER_STEPS[kind]
+    if a.size % 8:
+        sys.exit(f"{a.case}: --size must be a multiple of 8, got {a.size}")
+    unet = gen_oracle.Diffusion(unet_config(a.width, True)).eval()
+    vae = gen_oracle.Vae(vae_config(a.vae_width, True)).eval()
+    ac = sampler_oracle.alphas_cumprod("scaled-linear", SCHEDULE_STEPS)
+    shape = (a.batch, 32, a.size // 8, a.size // 8)
+
+    def denoise(x, t):
+        return predict_noise(unet, x, torch.full((a.batch,), float(t)))
+
+    def step():
+        with torch.no_grad():
+            x, states = torch.randn(shape), []  # the oracle's samplers record every state
+            if kind == "ddpm":
+                z = sampler_oracle.ddpm(ac, "epsilon", SCHEDULE_STEPS, steps, x, denoise, torch.randn(steps + 1, *shape),
+                                        states)
+            elif kind == "ddim":
+                z = sampler_oracle.ddim(ac, "epsilon", SCHEDULE_STEPS, steps, 0.0, x, denoise, None, states)
+            else:
+                z = sampler_oracle.dpmpp_2m(ac, "epsilon", SCHEDULE_STEPS, steps, x, denoise, states)
+            vae.generate(z)
+
+    flop, seconds = time_iterations(a.case, nn.ModuleList([unet, vae]), step, a.reps)
+    return a.batch, "images", flop, seconds
+
+
 CASES = {"seg-train": seg_train, "seg-infer": seg_infer, "vae-forward": vae_forward,
-         "diffusion-forward": diffusion_forward}
+         "diffusion-forward": diffusion_forward, "sample-ddpm": sampling, "sample-ddim": sampling,
+         "sample-dpm++2m": sampling}
 
 
 def main():
@@ -202,6 +265,7 @@ def main():
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--threads", type=int, default=os.cpu_count())
     p.add_argument("--stack", default="1x768x1024", help="seg-infer: PAGESxHxW of a random stack")
+    p.add_argument("--vae-width", type=int, default=128, help="sampling: the VAE's base width")
     a = p.parse_args()
     for opt, seed in zip(("width", "batch", "size"), SEED_SIZES[a.case]):
         if getattr(a, opt) is None:

@@ -139,25 +139,32 @@ last_epoch() { [ -s "$1" ] && tail -n 1 "$1" | cut -d, -f2 | grep -E '^[0-9]+$' 
 
 # --device/--threads/--fast as the profile sets them.
 device_opts() {
-    echo "--device $DEVICE --threads ${THREADS:-0}$([ "${FAST:-0}" = 1 ] && echo " --fast")"
+    echo "$(device_threads)$([ "${FAST:-0}" = 1 ] && echo " --fast")"
 }
 
+# --device/--threads alone, for a command without --fast (sdseg sample).
+device_threads() { echo "--device $DEVICE --threads ${THREADS:-0}"; }
+
 # Train (or resume, or find finished) the segmentation U-Net of the profile into $SDIR/run
-# on the tile folder $1 (train.tiles, val.tiles); further train-seg options follow.
+# on the tile folder $1 (train.tiles, val.tiles), plus the training tiles of the tile folder
+# $2 when given (train-seg --extra-data; validation stays on $1's).
 seg_train() {
-    data=$1
-    shift
-    key="data=$(cksum < "$data/train.tiles") recipe=$SEG_RECIPE width=$SEG_WIDTH batch=$SEG_BATCH epochs=$SEG_EPOCHS $*"
+    data=$1 extra=${2:-}
+    key="data=$(cksum < "$data/train.tiles") recipe=$SEG_RECIPE width=$SEG_WIDTH batch=$SEG_BATCH epochs=$SEG_EPOCHS"
+    set --
+    if [ -n "$extra" ]; then
+        key="$key extra=$(cksum < "$extra/train.tiles")"
+        set -- --extra-data "$extra"
+    fi
     if done_with "$key" && valid_seg_weights "$SDIR/run/best.safetensors" &&
         [ "$(last_epoch "$SDIR/run/epochs.csv")" -ge "$SEG_EPOCHS" ]; then
         stage_skip
     fi
     fresh_unless_same "$key" "$SDIR/run"
-    resume=""
-    [ -f "$SDIR/run/last.safetensors" ] && resume=--resume
+    [ ! -f "$SDIR/run/last.safetensors" ] || set -- "$@" --resume
     # shellcheck disable=SC2046 # device_opts are words
     run "$SDSEG" train-seg --data "$data" --out "$SDIR/run" --recipe "$SEG_RECIPE" --width "$SEG_WIDTH" \
-        --batch "$SEG_BATCH" --epochs "$SEG_EPOCHS" $(device_opts) $resume "$@"
+        --batch "$SEG_BATCH" --epochs "$SEG_EPOCHS" $(device_opts) "$@"
     valid_seg_weights "$SDIR/run/best.safetensors" || fail "train-seg left no loadable best.safetensors"
     stage_done "$key"
 }

@@ -3,8 +3,8 @@
 #                                                          [--only STAGE,STAGE...]
 #
 # Runs the stage scripts repro/stages/NN-name.sh in order:
-#   prep -> vae -> ddpm -> synth -> seg-real -> seg-mixed -> eval -> report
-# with the sizes of repro/profiles/NAME.env (cpu, t4, l4, a100, h100). Each stage logs its
+#   prep -> seg-real -> vae -> ddpm -> synth -> seg-mixed -> eval -> report
+# with the sizes of repro/profiles/NAME.env (cpu, t4, l4, a100, h100; tiny: the smoke test). Each stage logs its
 # command lines, commit, device and timings to OUT/<stage>/stage.log (and OUT/timings.csv),
 # skips itself when its outputs exist, are valid and were made with the same settings, and
 # resumes interrupted training (train-seg --resume): run the same command again after an

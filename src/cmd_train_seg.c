@@ -5,7 +5,12 @@
  * best.safetensors (the weights with the best validation loss). --resume continues from
  * last.safetensors; on the CPU the result is bit-identical to a run never interrupted,
  * because every batch is a pure function of (seed, epoch, index) and the CPU operators
- * reduce in a fixed order (use the same --threads). */
+ * reduce in a fixed order (use the same --threads).
+ *
+ * --extra-data DIR adds the training tiles of a second prep dataset (synthetic tiles with
+ * their masks, say) to those of --data; validation stays on --data's val.tiles. The
+ * checkpoints record it (seg_trainer.h), and a resumed run must get the same file again. */
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +26,7 @@
 typedef struct {
     TrainOptions base;
     const char *recipe;
+    const char *extra; /* --extra-data, or NULL */
     const char *given[CFG_MAX_FIELDS]; /* settings by field index of seg_train_fields(); NULL: not given */
 } Options;
 
@@ -46,11 +52,28 @@ static int fit_to_data(SegTrainConfig *c, const TrainRun *r)
     return seg_config_check(c);
 }
 
+/* A resumed run trains on the extra data it started with (the same file), or on none. */
+static int same_extra(const StFile *f, const SegExtraData *now)
+{
+    SegExtraData was;
+    if (seg_extra_read(f, &was)) return SD_ERR;
+    if (!was.tiles && now->tiles)
+        return sd_fail("this run was started without --extra-data (a resumed run keeps its training data)");
+    if (was.tiles && !now->tiles)
+        return sd_fail("this run was started with --extra-data %s: give it again to resume", was.dir);
+    if (was.tiles != now->tiles || was.checksum != now->checksum)
+        return sd_fail("--extra-data %s is not the data this run was started with "
+                       "(%s: %ld tiles, checksum %016" PRIx64 ")",
+                       now->dir, was.dir, was.tiles, was.checksum);
+    return SD_OK;
+}
+
 /* A resumed run keeps its saved settings: given options must agree (epochs may grow). */
-static int config_for_resume(const Options *o, const StFile *f, const TrainRun *r, SegTrainConfig *c)
+static int config_for_resume(const Options *o, const StFile *f, const TrainRun *r, const SegExtraData *extra,
+                             SegTrainConfig *c)
 {
     const CfgTable *t = seg_train_fields();
-    if (cfg_read(t, f, c) || cfg_keep_saved(t, c, o->given, "epochs")) return SD_ERR;
+    if (cfg_read(t, f, c) || cfg_keep_saved(t, c, o->given, "epochs") || same_extra(f, extra)) return SD_ERR;
     SegTrainConfig data = *c;
     if (fit_to_data(&data, r)) return SD_ERR;
     if (data.steps_per_epoch != c->steps_per_epoch || data.tile_h != c->tile_h || data.tile_w != c->tile_w)
@@ -61,6 +84,18 @@ static int config_for_resume(const Options *o, const StFile *f, const TrainRun *
 }
 
 /* ------------------------------------------------------------ data and logs */
+
+/* --extra-data's training tiles joined to r's (nothing without the option). */
+static int add_extra(const Options *o, TrainRun *r, SegExtraData *e)
+{
+    memset(e, 0, sizeof *e);
+    if (!o->extra) return SD_OK;
+    int count;
+    if (train_run_add_train(r, o->extra, &count, &e->checksum)) return SD_ERR;
+    e->tiles = count;
+    snprintf(e->dir, sizeof e->dir, "%s", o->extra);
+    return SD_OK;
+}
 
 static int open_loaders(TrainRun *r, const SegTrainConfig *c)
 {
@@ -125,17 +160,19 @@ static int train(SegTrainer *t, TrainRun *r, const Options *o)
 /* ------------------------------------------------------------ setup */
 
 /* A trainer for a fresh or a resumed run. */
-static int start_trainer(const Options *o, TrainRun *r, const Backend *be, SegTrainer *t)
+static int start_trainer(const Options *o, TrainRun *r, const SegExtraData *extra, const Backend *be, SegTrainer *t)
 {
     SegTrainConfig c;
+    int rc;
     if (!o->base.resume) {
-        if (config_from_options(o, &c) || fit_to_data(&c, r)) return SD_ERR;
-        return seg_trainer_create(t, be, &c);
+        rc = config_from_options(o, &c) || fit_to_data(&c, r) || seg_trainer_create(t, be, &c);
+    } else {
+        StFile f;
+        if (st_read(r->last, &f)) return SD_ERR;
+        rc = config_for_resume(o, &f, r, extra, &c) || seg_trainer_create(t, be, &c) || seg_trainer_load(t, &f);
+        st_free(&f);
     }
-    StFile f;
-    if (st_read(r->last, &f)) return SD_ERR;
-    int rc = config_for_resume(o, &f, r, &c) || seg_trainer_create(t, be, &c) || seg_trainer_load(t, &f);
-    st_free(&f);
+    if (!rc) t->extra = *extra;
     return rc ? SD_ERR : SD_OK;
 }
 
@@ -151,6 +188,8 @@ static void describe(const SegTrainer *t, const TrainRun *r, const Options *o)
             "of %dx%d tiles, %s, %s, lr %g (%s)%s\n",
             c->width, o->base.device, r->train_ts.count, r->val_ts.count, c->tile_h, c->tile_w, c->steps_per_epoch,
             c->batch, c->accum, loss, optim, c->lr, sched, o->base.resume ? ", resumed" : "");
+    if (t->extra.tiles)
+        fprintf(stderr, "train-seg: %ld of the training tiles come from --extra-data %s\n", t->extra.tiles, o->extra);
     if (o->base.resume)
         fprintf(stderr, "train-seg: continuing after step %ld (epoch %ld)\n", t->step, t->step / c->steps_per_epoch);
 }
@@ -160,8 +199,9 @@ static int run(const void *options, const Backend *be)
     const Options *o = options;
     TrainRun r;
     SegTrainer t = {0};
-    int rc = train_run_open(&r, o->base.data, o->base.out, o->base.resume, 1) || start_trainer(o, &r, be, &t) ||
-             open_loaders(&r, &t.cfg) || open_logs(o, &r, t.step);
+    SegExtraData extra;
+    int rc = train_run_open(&r, o->base.data, o->base.out, o->base.resume, 1) || add_extra(o, &r, &extra) ||
+             start_trainer(o, &r, &extra, be, &t) || open_loaders(&r, &t.cfg) || open_logs(o, &r, t.step);
     if (!rc) {
         describe(&t, &r, o);
         rc = train(&t, &r, o);
@@ -176,6 +216,8 @@ int cmd_train_seg(int argc, char **argv)
     Options o = {.base.device = "cpu", .recipe = "seed"};
     const CliOpt opts[] = {
         {"data", CLI_STR, &o.base.data, "folder with train.tiles and val.tiles (sdseg prep)", 1},
+        {"extra-data", CLI_STR, &o.extra,
+         "a second prep folder whose train.tiles join the training set (validation: --data's only)", 0},
         {"out", CLI_STR, &o.base.out, "run folder: logs and checkpoints", 1},
         {"device", CLI_STR, &o.base.device, "cpu or cuda", 0},
         {"fast", CLI_FLAG, &o.base.fast, "cuda: bf16 convolutions and matrix products", 0},

@@ -2,6 +2,7 @@
 #include "run_files.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,7 @@
 
 #include "../core/err.h"
 #include "../core/fileio.h"
+#include "../core/tiles.h"
 
 int run_dir_prepare(const char *dir, int resume)
 {
@@ -65,6 +67,74 @@ int train_run_open(TrainRun *r, const char *data, const char *out, int resume, i
     return run_dir_prepare(out, resume);
 }
 
+/* The writable arrays of a tile set being assembled in memory. */
+typedef struct {
+    uint8_t *image, *mask; /* mask NULL: none */
+    int32_t *slice, *origin;
+} TileArrays;
+
+/* The tiles of s into d from tile `at` on. */
+static void copy_tiles(const TileArrays *d, const TileSet *s, size_t at)
+{
+    size_t px = (size_t)s->h * s->w, n = (size_t)s->count;
+    memcpy(d->image + at * px, s->image, n * px);
+    if (d->mask) memcpy(d->mask + at * px, s->mask, n * px);
+    memcpy(d->slice + at, s->slice, n * sizeof(int32_t));
+    memcpy(d->origin + 2 * at, s->origin, 2 * n * sizeof(int32_t));
+}
+
+/* a followed by b in one heap block *block (index arrays first, for their alignment);
+ * masks only when both have them. */
+static int tileset_concat(const TileSet *a, const TileSet *b, TileSet *out, void **block)
+{
+    size_t n = (size_t)a->count + (size_t)b->count, px = (size_t)a->h * a->w;
+    if (n > INT_MAX) return sd_fail("too many training tiles (%zu)", n);
+    int masks = a->mask && b->mask;
+    uint8_t *p = malloc(3 * n * sizeof(int32_t) + (masks ? 2 : 1) * n * px);
+    if (!p) return sd_fail("out of memory for %zu training tiles", n);
+    TileArrays d = {.slice = (int32_t *)p, .origin = (int32_t *)p + n, .image = p + 3 * n * sizeof(int32_t)};
+    d.mask = masks ? d.image + n * px : NULL;
+    copy_tiles(&d, a, 0);
+    copy_tiles(&d, b, (size_t)a->count);
+    *out = (TileSet){.count = (int)n, .h = a->h, .w = a->w, .image = d.image, .mask = d.mask, .slice = d.slice,
+                     .origin = d.origin};
+    *block = p;
+    return SD_OK;
+}
+
+static void release_train_set(TrainRun *r)
+{
+    if (r->merged) free(r->merged);
+    else if (r->train_ts.map) tileset_close(&r->train_ts);
+    r->merged = NULL;
+    memset(&r->train_ts, 0, sizeof r->train_ts);
+}
+
+int train_run_add_train(TrainRun *r, const char *dir, int *count, uint64_t *checksum)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/train.tiles", dir);
+    TileSet extra;
+    if (tileset_open(path, &extra)) return SD_ERR;
+    int rc = SD_OK;
+    if (extra.h != r->train_ts.h || extra.w != r->train_ts.w)
+        rc = sd_fail("%s holds %dx%d tiles, the training data %dx%d", path, extra.h, extra.w, r->train_ts.h,
+                     r->train_ts.w);
+    else if (r->with_masks && !extra.mask)
+        rc = sd_fail("%s holds no masks", path);
+    TileSet merged;
+    void *block = NULL;
+    if (rc == SD_OK) rc = tileset_concat(&r->train_ts, &extra, &merged, &block);
+    if (rc == SD_OK) {
+        *count = extra.count;
+        *checksum = tiles_checksum(extra.map, extra.map_len);
+        release_train_set(r);
+        r->train_ts = merged, r->merged = block;
+    }
+    tileset_close(&extra);
+    return rc;
+}
+
 int train_run_fit(const TrainRun *r, int batch, int accum, int *tile_h, int *tile_w, long *steps_per_epoch)
 {
     *tile_h = r->train_ts.h, *tile_w = r->train_ts.w;
@@ -109,7 +179,7 @@ void train_run_close(TrainRun *r)
 {
     loader_destroy(r->train);
     loader_destroy(r->val);
-    if (r->train_ts.map) tileset_close(&r->train_ts);
+    release_train_set(r);
     if (r->val_ts.map) tileset_close(&r->val_ts);
     if (r->steps_csv) fclose(r->steps_csv);
     if (r->epochs_csv) fclose(r->epochs_csv);

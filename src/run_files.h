@@ -4,6 +4,7 @@
 #ifndef SDSEG_RUN_FILES_H
 #define SDSEG_RUN_FILES_H
 
+#include <stdint.h>
 #include <stdio.h>
 
 #include "../core/dataset.h"
@@ -17,6 +18,7 @@ FILE *run_csv_open(const char *dir, const char *name, const char *header, int re
 
 typedef struct {
     TileSet train_ts, val_ts;
+    void *merged; /* train_ts's arrays in memory after train_run_add_train, else NULL (mapped) */
     Loader *train, *val;
     int with_masks;
     float *images, *masks; /* host, accum * batch tiles; masks only with_masks */
@@ -27,6 +29,11 @@ typedef struct {
 /* Zeroes r, opens data/train.tiles and data/val.tiles (with masks: both must hold them)
  * and prepares the run folder out (run_dir_prepare). */
 int train_run_open(TrainRun *r, const char *data, const char *out, int resume, int with_masks);
+/* Appends dir/train.tiles (a second prep dataset, e.g. synthetic tiles) to r's training
+ * set, which becomes one set in memory: same tile size, masks when r needs them. Its
+ * val.tiles is not read: validation stays on r's own. *count: its tiles; *checksum: the
+ * file's checksum (core/tiles.h), its identity. Before train_run_loaders. */
+int train_run_add_train(TrainRun *r, const char *dir, int *count, uint64_t *checksum);
 /* The tile shape and the optimizer steps per epoch of batch x accum tiles, from the data. */
 int train_run_fit(const TrainRun *r, int batch, int accum, int *tile_h, int *tile_w, long *steps_per_epoch);
 /* The loaders (aug for training only) and the host buffers of one optimizer step. */

@@ -38,10 +38,10 @@ SegTrainConfig seg_recipe(int improved)
 {
     SegTrainConfig c = {.width = 64, .batch = 8, .accum = 1, .epochs = 50, .lr = 1e-3, .seed = 1};
     if (!improved) {
-        c.loss = LOSS_BCE, c.optim = OPTIM_ADAM, c.schedule = SCHEDULE_PLATEAU, c.augment = AUGMENT_SEED;
+        c.loss = LOSS_BCE, c.optim = OPTIM_ADAM, c.schedule = SEG_SCHEDULE_PLATEAU, c.augment = AUGMENT_SEED;
         c.wd = 1e-3, c.adam_eps = 1e-7, c.bn_momentum = 0.01, c.ema = 0, c.warmup = 0;
     } else {
-        c.loss = LOSS_BCE_DICE, c.optim = OPTIM_ADAMW, c.schedule = SCHEDULE_COSINE, c.augment = AUGMENT_IMPROVED;
+        c.loss = LOSS_BCE_DICE, c.optim = OPTIM_ADAMW, c.schedule = SEG_SCHEDULE_COSINE, c.augment = AUGMENT_IMPROVED;
         c.wd = 1e-2, c.adam_eps = 1e-8, c.bn_momentum = 0.1, c.ema = 0.999, c.warmup = -1;
     }
     return c;

@@ -12,7 +12,7 @@
 
 typedef enum { LOSS_BCE, LOSS_BCE_DICE } SegLoss;
 typedef enum { OPTIM_ADAM, OPTIM_ADAMW } SegOptim;
-typedef enum { SCHEDULE_PLATEAU, SCHEDULE_COSINE } SegSchedule;
+typedef enum { SEG_SCHEDULE_PLATEAU, SEG_SCHEDULE_COSINE } SegSchedule;
 typedef enum { AUGMENT_SEED, AUGMENT_IMPROVED, AUGMENT_NONE } SegAugment;
 
 typedef struct {

@@ -1,6 +1,7 @@
 /* Segmentation training: steps, schedule, EMA, validation, checkpoints (see seg_trainer.h). */
 #include "seg_trainer.h"
 
+#include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,7 +37,7 @@ static int schedule_init(SegTrainer *t)
     t->cosine = (CosineSchedule){.base_lr = c->lr, .min_lr = 0, .warmup = c->warmup,
                                  .total = (long)c->epochs * c->steps_per_epoch};
     if (plateau_init(&t->plateau, pc, c->lr)) return SD_ERR;
-    return c->schedule == SCHEDULE_COSINE ? cosine_check(&t->cosine) : SD_OK;
+    return c->schedule == SEG_SCHEDULE_COSINE ? cosine_check(&t->cosine) : SD_OK;
 }
 
 int seg_trainer_create(SegTrainer *t, const Backend *be, const SegTrainConfig *cfg)
@@ -76,7 +77,7 @@ void seg_trainer_free(SegTrainer *t)
 
 double seg_trainer_lr(const SegTrainer *t)
 {
-    return t->cfg.schedule == SCHEDULE_COSINE ? cosine_lr(&t->cosine, t->step) : t->plateau.lr;
+    return t->cfg.schedule == SEG_SCHEDULE_COSINE ? cosine_lr(&t->cosine, t->step) : t->plateau.lr;
 }
 
 /* ------------------------------------------------------------ losses */
@@ -171,7 +172,7 @@ int seg_trainer_step(SegTrainer *t, const float *images, const float *masks, dou
 
 int seg_trainer_epoch_end(SegTrainer *t, double val_loss)
 {
-    if (t->cfg.schedule == SCHEDULE_PLATEAU) plateau_step(&t->plateau, &t->plateau_cfg, val_loss);
+    if (t->cfg.schedule == SEG_SCHEDULE_PLATEAU) plateau_step(&t->plateau, &t->plateau_cfg, val_loss);
     if (!(val_loss < t->best_val)) return 0; /* Keras ModelCheckpoint(save_best_only): strictly better */
     t->best_val = val_loss;
     return 1;
@@ -263,6 +264,30 @@ static int state_sections(const SegTrainer *t, CkptSection sec[6])
     return t->ema_w ? 6 : 4;
 }
 
+/* The data.extra* entries of a checkpoint (none without extra data). */
+static void extra_meta(TrainMeta *l, const SegExtraData *e)
+{
+    if (!e->tiles) return;
+    char checksum[24]; /* train_meta_text copies it */
+    snprintf(checksum, sizeof checksum, "%016" PRIx64, e->checksum);
+    train_meta_text(l, "data.extra", e->dir);
+    train_meta_number(l, "data.extra_tiles", (double)e->tiles);
+    train_meta_text(l, "data.extra_checksum", checksum);
+}
+
+int seg_extra_read(const StFile *f, SegExtraData *e)
+{
+    memset(e, 0, sizeof *e);
+    const char *sum = st_meta(f, "data.extra_checksum"), *dir = st_meta(f, "data.extra");
+    if (!sum) return SD_OK;
+    char *end = NULL;
+    e->checksum = strtoull(sum, &end, 16);
+    if (end == sum || *end || !dir || train_meta_read_count(f, "data.extra_tiles", &e->tiles) || e->tiles < 1)
+        return sd_fail("%s: bad data.extra entries in its metadata", f->path);
+    snprintf(e->dir, sizeof e->dir, "%s", dir);
+    return SD_OK;
+}
+
 int seg_trainer_save_last(const SegTrainer *t, const char *path)
 {
     CkptSection sec[6];
@@ -275,6 +300,7 @@ int seg_trainer_save_last(const SegTrainer *t, const char *path)
     train_meta_number(&l, "state.next_batch", (double)(t->step % t->cfg.steps_per_epoch * t->cfg.accum));
     train_meta_number(&l, "state.best_val", t->best_val);
     train_meta_plateau(&l, &t->plateau);
+    extra_meta(&l, &t->extra);
     return ckpt_save(path, t->be, sec, nsec, l.meta, l.n);
 }
 
@@ -288,6 +314,7 @@ int seg_trainer_save_best(const SegTrainer *t, const char *path, int epoch, doub
     train_meta_number(&l, "epoch", epoch);
     train_meta_number(&l, "step", (double)t->step);
     train_meta_number(&l, "val_loss", val_loss);
+    extra_meta(&l, &t->extra);
     return ckpt_save(path, t->be, sec, 2, l.meta, l.n);
 }
 

@@ -30,8 +30,19 @@
 #include "../ops/schedule.h"
 #include "seg_config.h"
 
+/* A second training set (train-seg --extra-data), recorded in both checkpoints as
+ * data.extra (its folder, as given; informational), data.extra_tiles and
+ * data.extra_checksum (of its train.tiles file, core/tiles.h), so that a resumed run can
+ * refuse other data. tiles == 0: none (also what a checkpoint without these keys holds). */
+typedef struct {
+    char dir[160];
+    long tiles;
+    uint64_t checksum;
+} SegExtraData;
+
 typedef struct {
     SegTrainConfig cfg;
+    SegExtraData extra; /* set by the caller after seg_trainer_create */
     const Backend *be;
     SegUnet *model;
     real *target, *prob, *dprob, *scalars; /* backend scratch: masks, Dice terms, losses */
@@ -70,5 +81,7 @@ int seg_trainer_save_best(const SegTrainer *t, const char *path, int epoch, doub
 /* Restore the training state of a last checkpoint into a trainer created with the
  * configuration cfg_read found in it. */
 int seg_trainer_load(SegTrainer *t, const StFile *f);
+/* The extra training set a checkpoint records (tiles 0 when none); SD_ERR when damaged. */
+int seg_extra_read(const StFile *f, SegExtraData *e);
 
 #endif

@@ -1,7 +1,9 @@
 #!/bin/sh
 # Stage report: reports/repro-<profile>-<date>.md (REPORT_DIR overrides reports/) with the
 # stages' status and timings, the measured numbers beside the seed's documented ones and the
-# published anchor, loss curves and held-out overlays (gnuplot), and every logged command.
+# published anchor, segmentation on real vs real + synthetic tiles, the generative chain
+# (diffusion loss curve, sample grid, fidelity beside the real-vs-real floor, sampling
+# speed), loss curves and held-out overlays (gnuplot), and every logged command.
 # Always rebuilt; it reports what the other stages left, blocked ones included.
 set -eu
 . "$REPRO/lib.sh"
@@ -11,7 +13,7 @@ REPORT_DIR=${REPORT_DIR:-$ROOT/reports}
 NAME=repro-$PROFILE-$(date -u +%Y-%m-%d)
 MD=$REPORT_DIR/$NAME.md
 mkdir -p "$REPORT_DIR"
-STAGES="prep vae ddpm synth seg-real seg-mixed eval"
+STAGES="prep seg-real vae ddpm synth seg-mixed eval"
 
 # ------------------------------------------------------------ stages
 
@@ -57,10 +59,30 @@ tiles_per_slice() {
     echo "$tiles $pages $VAL_LAST" | awk '{ printf "%g", $1 / ($2 - $3) }'
 }
 
+# The VAE's validation MSE on the image channel alone (it also reconstructs the mask), at
+# its best epoch: the part comparable with the seed's image-only VAE.
 vae_loss() {
-    if [ -s "$OUT/vae/run/epochs.csv" ]; then best_value "$OUT/vae/run/epochs.csv" val_loss
+    if [ -s "$OUT/vae/run/epochs.csv" ]; then best_value "$OUT/vae/run/epochs.csv" val_mse_image
     else echo "not run ($(stage_status vae))"
     fi
+}
+
+# Tiles in a tile dataset (sdseg info), or "-".
+tile_count() {
+    "$SDSEG" info --in "$1" 2> /dev/null | sed -n 's/.*, \([0-9]*\) tiles of .*/\1/p' | grep . || echo "-"
+}
+
+# Real vs real + synthetic: training tiles, the best epoch's validation numbers (same real
+# validation slices) and the held-out scores at 0.5.
+mixed_rows() {
+    real=$(tile_count "$OUT/prep/tiles/train.tiles")
+    for m in seg-real seg-mixed; do
+        synth=0
+        [ "$m" = seg-real ] || synth=$(tile_count "$OUT/synth/tiles/train.tiles")
+        e=$OUT/$m/run/epochs.csv
+        printf '| %s | %s + %s | %s | %s | %s | %s |\n' "$m" "$real" "$synth" "$(best_value "$e" val_loss)" \
+            "$(best_value "$e" val_iou)" "$(score "$OUT/eval/$m/scores.csv" iou)" "$(score "$OUT/eval/$m/scores.csv" dice)"
+    done
 }
 
 # One row per scored model: IoU, Dice, precision, recall at 0.5 and at the seed's 0.05.
@@ -84,13 +106,82 @@ comparison_table() {
     e=$OUT/seg-real/run/epochs.csv
     echo "| measure | this run | seed (documented) | published anchor |"
     echo "| --- | --- | --- | --- |"
-    echo "| VAE validation loss (MSE + KL) | $(vae_loss) | 0.003076 (epoch 5) | |"
+    echo "| VAE validation MSE, image channel (improved VAE, image + mask) | $(vae_loss) | 0.003076 (MSE + KL, image only; epoch 5) | |"
     echo "| segmentation validation loss, best epoch ($SEG_RECIPE recipe) | $(best_value "$e" val_loss) | ~0.20 (best 0.199; BCE + L2) | |"
     echo "| segmentation validation BCE, same epoch | $(best_value "$e" val_bce) | | |"
     echo "| segmentation validation foreground IoU, same epoch | $(best_value "$e" val_iou) | | |"
     echo "| tiles per slice | $(tiles_per_slice) | 12 | |"
     echo "| threshold | 0.5 and the seed's 0.05 | 0.05 | |"
     echo "| held-out foreground IoU (testing.tif, Lucchi++ labels), seg-real at 0.5 / 0.05 | $(score "$OUT/eval/seg-real/scores.csv" iou) / $(score "$OUT/eval/seg-real/scores-seed.csv" iou) | | 0.90 (Casser et al. 2020) |"
+}
+
+# ------------------------------------------------------------ the generative chain
+
+# Value of column $2 of the one-row CSV $1 (sdseg fidelity --csv), as %.4g; "-" if absent.
+csv_value() {
+    awk -F, -v col="$2" 'NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next }
+        NR == 2 { if (col in c) printf "%.4g", $c[col]; else printf "-" }' "$1"
+}
+
+# The measures of the synthetic-vs-real comparison beside the real-vs-real floor.
+fidelity_table() {
+    synth=$OUT/synth/fidelity-synth.csv floor=$OUT/synth/fidelity-floor.csv
+    if [ ! -s "$synth" ] || [ ! -s "$floor" ]; then
+        echo "(No fidelity measurements: synth $(stage_status synth).)"
+        return
+    fi
+    echo "| measure | synthetic vs real validation tiles | real training vs real validation tiles (floor) |"
+    echo "| --- | ---: | ---: |"
+    for f in "n_real tiles compared (real / other):n_fake" "fd Frechet distance, U-Net features" "kid KID, U-Net features:kid_std" \
+        "hist_w1 grey-level histogram W1 (grey levels)" "hist_l1 grey-level histogram L1" \
+        "hist_chi2 grey-level histogram chi-square" "spectrum power spectrum, RMS log10 difference"; do
+        col=${f%% *} label=${f#* } extra=""
+        case $label in *:*) extra=${label#*:} label=${label%:*} ;; esac
+        sep=" +- "
+        [ "$extra" != n_fake ] || sep=" / "
+        row=""
+        for csv in "$synth" "$floor"; do
+            v=$(csv_value "$csv" "$col")
+            [ -z "$extra" ] || v="$v$sep$(csv_value "$csv" "$extra")"
+            row="$row | $v"
+        done
+        echo "| $label$row |"
+    done
+}
+
+# Seconds per generated tile (sample.csv of sdseg sample).
+sampling_speed() {
+    csv=$OUT/synth/samples/sample.csv
+    [ -s "$csv" ] || return 0
+    awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next }
+        { printf "Sampling: %s tiles of %sx%s, %s with %s steps on %s: %.3g s per tile (%.3g diffusion, %.3g VAE decoding), %.3g s per tile in all.\n",
+          $c["count"], $c["height"], $c["width"], $c["sampler"], $c["steps"], $c["device"], $c["model_s_per_image"],
+          $c["sample_s_per_image"], $c["decode_s_per_image"], $c["total_s_per_image"] }' "$csv"
+}
+
+generative_section() {
+    if [ -s "$OUT/ddpm/run/epochs.csv" ]; then
+        loss_png "$OUT/ddpm/run" "$REPORT_DIR/$NAME-ddpm-loss.png" \
+            "ddpm: base width $DDPM_BASE, attention $DDPM_ATTN, $DDPM_RECIPE recipe (noise-prediction MSE)"
+        echo "![ddpm loss curves]($NAME-ddpm-loss.png)"
+        echo
+    else
+        echo "- ddpm: no loss curves ($(stage_status ddpm))."
+        echo
+    fi
+    if [ -s "$OUT/synth/samples/grid.png" ]; then
+        cp "$OUT/synth/samples/grid.png" "$REPORT_DIR/$NAME-samples.png"
+        echo "Synthetic tiles (the first of the $SYNTH_COUNT; the mask channel's outlines in red):"
+        echo
+        echo "![synthetic tiles]($NAME-samples.png)"
+        echo
+        sampling_speed
+        echo
+    fi
+    echo "Fidelity (\`sdseg fidelity\`: FD and KID on the seg-real U-Net's features, pixel histogram and"
+    echo "power-spectrum distances; at most $FID_MAX tiles per set; lower is closer):"
+    echo
+    fidelity_table
 }
 
 # ------------------------------------------------------------ figures
@@ -169,13 +260,10 @@ figures() {
         echo
     done
     if [ -s "$OUT/vae/run/epochs.csv" ]; then
-        loss_png "$OUT/vae/run" "$REPORT_DIR/$NAME-vae-loss.png" "vae: base width $VAE_BASE, seed recipe"
+        loss_png "$OUT/vae/run" "$REPORT_DIR/$NAME-vae-loss.png" "vae: base width $VAE_BASE, $VAE_RECIPE recipe, image + mask"
         echo "![vae loss curves]($NAME-vae-loss.png)"
         echo
     fi
-    for s in vae ddpm synth; do
-        [ -f "$OUT/$s/DONE" ] || echo "- $s: no curves, reconstructions or sample grids ($(stage_status "$s"))."
-    done
 }
 
 # ------------------------------------------------------------ the report
@@ -197,6 +285,13 @@ figures() {
     echo
     comparison_table
     echo
+    echo "Segmentation on real tiles alone and on real + synthetic tiles (same recipe, same real"
+    echo "validation slices; held-out scores on the whole testing volume at 0.5):"
+    echo
+    echo "| model | training tiles (real + synthetic) | validation loss, best epoch | validation IoU, same epoch | held-out IoU | held-out Dice |"
+    echo "| --- | --- | --- | --- | --- | --- |"
+    mixed_rows
+    echo
     echo "Held-out scores of each trained U-Net on the whole testing volume (at 0.5 / at 0.05):"
     echo
     echo "| model | foreground IoU | Dice | precision | recall | object F1 (0.5) |"
@@ -206,6 +301,10 @@ figures() {
     echo "The seed's loss is BCE plus the Keras L2 penalty; the improved recipe's is BCE + soft Dice, so"
     echo "its BCE column is the one to set beside the seed's number. Per-object measurements:"
     echo "\`$OUT/eval/<model>/objects.csv\`."
+    echo
+    echo "## The generative chain"
+    echo
+    generative_section
     echo
     echo "## Figures"
     echo
