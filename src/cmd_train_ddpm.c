@@ -289,7 +289,7 @@ static int end_epoch(void *ctx, TrainRun *r, const TrainEpoch *e)
 
 static int save_last(void *ctx, const char *path) { return ddpm_trainer_save_last(ctx, path); }
 
-static int finished(void *ctx) { return ((DdpmTrainer *)ctx)->stopped; }
+static int finished(void *ctx) { return ((DdpmTrainer *)ctx)->keep.stopped; }
 
 static int train(DdpmTrainer *t, TrainRun *r, const Options *o)
 {
@@ -318,7 +318,7 @@ static void describe(const DdpmTrainer *t, const Options *o)
             lrs, o->base.resume ? ", resumed" : "");
     if (o->base.resume)
         fprintf(stderr, "train-ddpm: continuing after step %ld (epoch %ld)%s\n", t->step, t->step / c->steps_per_epoch,
-                t->stopped ? ": the run had stopped early, nothing to do" : "");
+                t->keep.stopped ? ": the run had stopped early, nothing to do" : "");
 }
 
 static int run(const void *options, const Backend *be)

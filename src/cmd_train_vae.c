@@ -134,7 +134,7 @@ static int end_epoch(void *ctx, TrainRun *r, const TrainEpoch *e)
 
 static int save_last(void *ctx, const char *path) { return vae_trainer_save_last(((Ctx *)ctx)->t, path); }
 
-static int finished(void *ctx) { return ((Ctx *)ctx)->t->stopped; }
+static int finished(void *ctx) { return ((Ctx *)ctx)->t->keep.stopped; }
 
 static int train(VaeTrainer *t, TrainRun *r, const Options *o)
 {
@@ -189,7 +189,7 @@ static void describe(const VaeTrainer *t, const TrainRun *r, const Options *o)
             o->base.resume ? ", resumed" : "");
     if (o->base.resume)
         fprintf(stderr, "train-vae: continuing after step %ld (epoch %ld)%s\n", t->step, t->step / c->steps_per_epoch,
-                t->stopped ? ": the run had stopped early, nothing to do" : "");
+                t->keep.stopped ? ": the run had stopped early, nothing to do" : "");
 }
 
 static int run(const void *options, const Backend *be)

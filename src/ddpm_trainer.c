@@ -42,8 +42,6 @@ static const char *const prediction_names[] = {"epsilon", "v", NULL};           
 static const char *const t_sampling_names[] = {"fixed999", "uniform", NULL};
 static const char *const optim_names[] = {"sgd", "adamw", NULL};
 static const char *const lr_schedule_names[] = {"plateau", "cosine", NULL};
-static const char *const accum_names[] = {"mean", "sum", NULL};
-static const char *const revert_names[] = {"deep", "shallow", NULL};
 
 #define AT(f) offsetof(DdpmTrainConfig, f)
 static const CfgField fields[] = {
@@ -63,7 +61,7 @@ static const CfgField fields[] = {
     {"lr_schedule", CFG_ENUM, AT(lr_schedule), lr_schedule_names},
     {"batch", CFG_INT, AT(batch), NULL},
     {"accum", CFG_INT, AT(accum), NULL},
-    {"accum_mode", CFG_ENUM, AT(accum_mode), accum_names},
+    {"accum_mode", CFG_ENUM, AT(accum_mode), accum_mode_names},
     {"epochs", CFG_INT, AT(epochs), NULL},
     {"lr", CFG_DOUBLE, AT(lr), NULL},
     {"momentum", CFG_DOUBLE, AT(momentum), NULL},
@@ -72,7 +70,7 @@ static const CfgField fields[] = {
     {"warmup", CFG_LONG, AT(warmup), NULL},
     {"plateau_factor", CFG_DOUBLE, AT(plateau_factor), NULL},
     {"plateau_patience", CFG_INT, AT(plateau_patience), NULL},
-    {"revert", CFG_ENUM, AT(revert), revert_names},
+    {"revert", CFG_ENUM, AT(revert), revert_mode_names},
     {"revert_patience", CFG_INT, AT(revert_patience), NULL},
     {"stop_patience", CFG_INT, AT(stop_patience), NULL},
     {"latent", CFG_INT, AT(latent), NULL},
@@ -228,7 +226,7 @@ int ddpm_trainer_create(DdpmTrainer *t, const Backend *be, const DdpmTrainConfig
     t->train = train, t->val = val;
     t->latent_scale = latent_scale;
     snprintf(t->vae_path, sizeof t->vae_path, "%s", vae_path);
-    t->best_val = INFINITY;
+    keep_best_init(&t->keep);
     t->order_epoch = -1;
     params_init(&t->params, be);
     ws_init(&t->ws, be);
@@ -381,7 +379,7 @@ void ddpm_trainer_batch(DdpmTrainer *t, int k)
 int ddpm_trainer_step(DdpmTrainer *t, double *loss)
 {
     const DdpmTrainConfig *c = &t->cfg;
-    double scale = c->accum_mode == ACCUM_MEAN ? 1.0 / c->accum : 1.0, lr = ddpm_trainer_lr(t), sum = 0;
+    double scale = accum_scale(c->accum_mode, c->accum), lr = ddpm_trainer_lr(t), sum = 0;
     params_zero_grad(&t->params);
     ws_set_training(&t->ws, 1);
     for (int k = 0; k < c->accum; k++) {
@@ -436,24 +434,12 @@ static void best_copy(DdpmTrainer *t, int restore)
 
 int ddpm_trainer_epoch_end(DdpmTrainer *t, double val_loss)
 {
-    long epoch = t->step / t->cfg.steps_per_epoch;
-    if (t->cfg.lr_schedule == LR_PLATEAU) plateau_step(&t->plateau, &t->plateau_cfg, val_loss);
-    if (val_loss < t->best_val) {
-        t->best_val = val_loss, t->best_epoch = epoch, t->bad_epochs = 0;
-        best_copy(t, 0);
-        return EPOCH_BEST;
-    }
-    int flags = 0;
-    t->bad_epochs++;
-    /* shallow: the seed's copy of references, a no-op (no copies were made) */
-    if (t->cfg.revert_patience > 0 && t->bad_epochs % t->cfg.revert_patience == 0 && t->best_w) {
-        best_copy(t, 1);
-        flags |= EPOCH_REVERTED;
-    }
-    if (t->bad_epochs >= t->cfg.stop_patience) {
-        t->stopped = 1;
-        flags |= EPOCH_STOP;
-    }
+    const DdpmTrainConfig *c = &t->cfg;
+    if (c->lr_schedule == LR_PLATEAU) plateau_step(&t->plateau, &t->plateau_cfg, val_loss);
+    KeepBestPolicy policy = {c->revert, c->revert_patience, c->stop_patience};
+    int flags = keep_best_update(&t->keep, &policy, t->step / c->steps_per_epoch, val_loss);
+    if (flags & EPOCH_BEST) best_copy(t, 0);
+    if (flags & EPOCH_REVERTED) best_copy(t, 1);
     return flags;
 }
 
@@ -488,10 +474,7 @@ int ddpm_trainer_save_last(const DdpmTrainer *t, const char *path)
     TrainMeta l;
     meta_init(&l, t);
     train_meta_number(&l, "state.step", (double)t->step);
-    train_meta_number(&l, "state.best_val", t->best_val);
-    train_meta_number(&l, "state.best_epoch", (double)t->best_epoch);
-    train_meta_number(&l, "state.bad_epochs", (double)t->bad_epochs);
-    train_meta_number(&l, "state.stopped", t->stopped);
+    keep_best_meta(&l, &t->keep);
     train_meta_plateau(&l, &t->plateau);
     return ckpt_save(path, t->be, sec, nsec, l.meta, l.n);
 }
@@ -514,15 +497,9 @@ int ddpm_trainer_load(DdpmTrainer *t, const StFile *f)
     int nsec = state_sections(t, sec);
     for (int i = 0; i < nsec; i++)
         if (ckpt_load(f, t->be, &sec[i])) return SD_ERR;
-    long stopped = 0;
-    if (train_meta_read_number(f, "state.best_val", &t->best_val) ||
-        train_meta_read_count(f, "state.step", &t->step) ||
-        train_meta_read_count(f, "state.best_epoch", &t->best_epoch) ||
-        train_meta_read_count(f, "state.bad_epochs", &t->bad_epochs) ||
-        train_meta_read_count(f, "state.stopped", &stopped) || train_meta_read_plateau(f, &t->plateau))
+    if (train_meta_read_count(f, "state.step", &t->step) || keep_best_read(f, &t->keep))
         return SD_ERR;
-    t->stopped = stopped != 0;
-    return SD_OK;
+    return train_meta_read_plateau(f, &t->plateau);
 }
 
 int ddpm_ckpt_identity(const StFile *f, double *latent_scale, char *vae_path, size_t n)

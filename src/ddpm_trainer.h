@@ -40,7 +40,7 @@
 #include "../models/diffusion_unet.h"
 #include "../ops/schedule.h"
 #include "config_fields.h"
-#include "vae_trainer.h" /* AccumMode, RevertMode and the EPOCH_* flags */
+#include "keep_best.h"
 
 typedef enum { T_FIXED999, T_UNIFORM } TSampling; /* fixed999: t = T-1 (999 for T = 1000) */
 typedef enum { DDPM_SGD, DDPM_ADAMW } DdpmOptim;
@@ -52,10 +52,10 @@ typedef struct {
     int mult, attn, config;                   /* presets by name ("1,2,4,4", "1,1,1,0"), DdpmArch */
     int schedule, prediction, timesteps;      /* ScheduleKind, Prediction, T */
     int t_sampling, optim, lr_schedule;       /* the enums above */
-    int batch, accum, accum_mode, epochs;
+    int batch, accum, accum_mode, epochs;     /* accum_mode: AccumMode (keep_best.h) */
     double lr, momentum, wd, ema, plateau_factor; /* wd on weights and biases; ema: decay, 0 = off */
     long warmup;                              /* cosine warmup steps; -1: one epoch (resolved with the data) */
-    int plateau_patience, revert, revert_patience, stop_patience; /* epochs; revert 0 = never */
+    int plateau_patience, revert, revert_patience, stop_patience; /* RevertMode; epochs, revert_patience 0 = never */
     int latent, latent_h, latent_w;           /* from the VAE and the tiles */
     long steps_per_epoch;
     uint64_t seed;
@@ -100,9 +100,7 @@ typedef struct {
     PlateauState plateau;
     CosineSchedule cosine;
     long step;                    /* optimizer steps done */
-    double best_val;              /* +inf before the first validation */
-    long best_epoch, bad_epochs;  /* epochs since the best one */
-    int stopped;                  /* early stop reached */
+    KeepBest keep;                /* best validation loss, bad epochs, early stop */
 } DdpmTrainer;
 
 /* A fresh run: PyTorch's default initialization from cfg->seed, optimizer state zero.
@@ -120,7 +118,8 @@ void ddpm_trainer_batch(DdpmTrainer *t, int k);
 int ddpm_trainer_step(DdpmTrainer *t, double *loss);
 /* The validation loss (with the EMA weights when on). */
 int ddpm_trainer_validate(DdpmTrainer *t, double *loss);
-/* After an epoch's validation: EPOCH_BEST, EPOCH_REVERTED, EPOCH_STOP (vae_trainer.h). */
+/* After an epoch's validation: the EPOCH_* flags of keep_best.h, the best copies made or
+ * restored accordingly. */
 int ddpm_trainer_epoch_end(DdpmTrainer *t, double val_loss);
 
 /* last: the whole state (weights, optimizer moments, EMA, best copies, schedules,

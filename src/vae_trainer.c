@@ -23,8 +23,6 @@
 /* ------------------------------------------------------------ configuration */
 
 static const char *const kl_names[] = {"seed", "fixed", NULL};
-static const char *const accum_names[] = {"mean", "sum", NULL};
-static const char *const revert_names[] = {"deep", "shallow", NULL};
 static const char *const config_names[] = {"seed", "improved", NULL};
 static const char *const optim_names[] = {"sgd", "adamw", NULL};
 static const char *const schedule_names[] = {"plateau", "cosine", NULL};
@@ -42,8 +40,8 @@ static const CfgField fields[] = {
     {"tile_h", CFG_INT, AT(tile_h), NULL},
     {"tile_w", CFG_INT, AT(tile_w), NULL},
     {"kl", CFG_ENUM, AT(kl), kl_names},
-    {"accum_mode", CFG_ENUM, AT(accum_mode), accum_names},
-    {"revert", CFG_ENUM, AT(revert), revert_names},
+    {"accum_mode", CFG_ENUM, AT(accum_mode), accum_mode_names},
+    {"revert", CFG_ENUM, AT(revert), revert_mode_names},
     {"lr", CFG_DOUBLE, AT(lr), NULL},
     {"momentum", CFG_DOUBLE, AT(momentum), NULL},
     {"kl_weight", CFG_DOUBLE, AT(kl_weight), NULL},
@@ -167,7 +165,7 @@ int vae_trainer_create(VaeTrainer *t, const Backend *be, const VaeTrainConfig *c
     memset(t, 0, sizeof *t);
     t->cfg = *cfg;
     t->be = be;
-    t->best_val = INFINITY;
+    keep_best_init(&t->keep);
     params_init(&t->params, be);
     ws_init(&t->ws, be);
     VaeConfig m = vae_train_model_config(cfg);
@@ -269,7 +267,7 @@ int vae_trainer_step(VaeTrainer *t, const float *images, const float *masks, Vae
     const VaeTrainConfig *c = &t->cfg;
     if (c->channels == 2 && !masks) return sd_fail("this VAE trains on images with their masks: none given");
     size_t micro = tile_pixels(c);
-    double scale = c->accum_mode == ACCUM_MEAN ? 1.0 / c->accum : 1.0;
+    double scale = accum_scale(c->accum_mode, c->accum);
     *loss = (VaeLoss){0, 0, 0};
     params_zero_grad(&t->params);
     ws_set_training(&t->ws, 1);
@@ -358,26 +356,17 @@ int vae_trainer_validate(VaeTrainer *t, Loader *val, VaeVal *out)
 
 int vae_trainer_epoch_end(VaeTrainer *t, double val_loss)
 {
+    const VaeTrainConfig *c = &t->cfg;
     const Backend *be = t->be;
     size_t bytes = t->params.list.numel * sizeof(real);
-    long epoch = t->step / t->cfg.steps_per_epoch;
-    if (t->cfg.schedule == VAE_SCHEDULE_PLATEAU) plateau_step(&t->plateau, &t->plateau_cfg, val_loss);
-    if (val_loss < t->best_val) {
-        t->best_val = val_loss, t->best_epoch = epoch, t->bad_epochs = 0;
+    if (c->schedule == VAE_SCHEDULE_PLATEAU) plateau_step(&t->plateau, &t->plateau_cfg, val_loss);
+    KeepBestPolicy policy = {c->revert, c->revert_patience, c->stop_patience};
+    int flags = keep_best_update(&t->keep, &policy, t->step / c->steps_per_epoch, val_loss);
+    if (flags & EPOCH_BEST)
         be->copy(be->ctx, t->best_w, t->ema_w ? t->ema_w : t->params.w, bytes); /* the weights validated */
-        return EPOCH_BEST;
-    }
-    int flags = 0;
-    t->bad_epochs++;
-    int revert_due = t->cfg.revert_patience > 0 && t->bad_epochs % t->cfg.revert_patience == 0;
-    if (revert_due && t->cfg.revert == REVERT_DEEP) { /* shallow: the seed's copy of references, a no-op */
+    if (flags & EPOCH_REVERTED) {
         be->copy(be->ctx, t->params.w, t->best_w, bytes);
         if (t->ema_w) be->copy(be->ctx, t->ema_w, t->best_w, bytes);
-        flags |= EPOCH_REVERTED;
-    }
-    if (t->bad_epochs >= t->cfg.stop_patience) {
-        t->stopped = 1;
-        flags |= EPOCH_STOP;
     }
     return flags;
 }
@@ -405,10 +394,7 @@ int vae_trainer_save_last(const VaeTrainer *t, const char *path)
     TrainMeta l;
     train_meta_init(&l, vae_train_fields(), &t->cfg, VAE_MODEL, CKPT_FORMAT);
     train_meta_number(&l, "state.step", (double)t->step);
-    train_meta_number(&l, "state.best_val", t->best_val);
-    train_meta_number(&l, "state.best_epoch", (double)t->best_epoch);
-    train_meta_number(&l, "state.bad_epochs", (double)t->bad_epochs);
-    train_meta_number(&l, "state.stopped", t->stopped);
+    keep_best_meta(&l, &t->keep);
     train_meta_plateau(&l, &t->plateau);
     return ckpt_save(path, t->be, sec, nsec, l.meta, l.n);
 }
@@ -430,15 +416,9 @@ int vae_trainer_load(VaeTrainer *t, const StFile *f)
     int nsec = state_sections(t, sec);
     for (int i = 0; i < nsec; i++)
         if (ckpt_load(f, t->be, &sec[i])) return SD_ERR;
-    long stopped = 0;
-    if (train_meta_read_number(f, "state.best_val", &t->best_val) ||
-        train_meta_read_count(f, "state.step", &t->step) ||
-        train_meta_read_count(f, "state.best_epoch", &t->best_epoch) ||
-        train_meta_read_count(f, "state.bad_epochs", &t->bad_epochs) ||
-        train_meta_read_count(f, "state.stopped", &stopped) || train_meta_read_plateau(f, &t->plateau))
+    if (train_meta_read_count(f, "state.step", &t->step) || keep_best_read(f, &t->keep))
         return SD_ERR;
-    t->stopped = stopped != 0;
-    return SD_OK;
+    return train_meta_read_plateau(f, &t->plateau);
 }
 
 /* ------------------------------------------------------------ inference (gen_ckpt.h) */

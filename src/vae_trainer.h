@@ -43,18 +43,17 @@
 #include "../models/vae.h"
 #include "../ops/schedule.h"
 #include "config_fields.h"
+#include "keep_best.h"
 
 typedef enum { VAE_ARCH_SEED, VAE_ARCH_IMPROVED } VaeArch; /* VaeConfig skips/tanh_out/antialias 1/0/0, 0/1/1 */
 typedef enum { VAE_KL_SEED, VAE_KL_FIXED } VaeKl;
-typedef enum { ACCUM_MEAN, ACCUM_SUM } AccumMode;
-typedef enum { REVERT_DEEP, REVERT_SHALLOW } RevertMode;
 typedef enum { VAE_OPTIM_SGD, VAE_OPTIM_ADAMW } VaeOptim;
 typedef enum { VAE_SCHEDULE_PLATEAU, VAE_SCHEDULE_COSINE } VaeSchedule;
 
 typedef struct {
     int width, latent, groups;     /* VaeConfig base, latent, groups */
     int batch, accum, epochs, tile_h, tile_w;
-    int kl, accum_mode, revert;    /* the enums above */
+    int kl, accum_mode, revert;    /* VaeKl, AccumMode, RevertMode (keep_best.h) */
     double lr, momentum, kl_weight, plateau_factor;
     int plateau_patience, revert_patience, stop_patience; /* epochs; revert 0 = never */
     long steps_per_epoch;
@@ -92,9 +91,7 @@ typedef struct {
     PlateauState plateau;
     CosineSchedule cosine;
     long step;            /* optimizer steps done */
-    double best_val;      /* +inf before the first validation */
-    long best_epoch, bad_epochs; /* epochs since the best one */
-    int stopped;          /* early stop reached */
+    KeepBest keep;        /* best validation loss, bad epochs, early stop */
 } VaeTrainer;
 
 /* A fresh run: PyTorch's default initialization from cfg->seed, optimizer state zero,
@@ -120,10 +117,8 @@ typedef struct {
 /* The loss over a loader, with the EMA weights when on. */
 int vae_trainer_validate(VaeTrainer *t, Loader *val, VaeVal *out);
 
-/* What the end of an epoch did (bit flags). */
-#define EPOCH_BEST 1     /* a new best validation loss: save best.safetensors */
-#define EPOCH_REVERTED 2 /* the weights (and the EMA) went back to the best ones */
-#define EPOCH_STOP 4     /* early stop: no more epochs */
+/* After an epoch's validation: the EPOCH_* flags of keep_best.h, the weights copied or
+ * reverted accordingly. */
 int vae_trainer_epoch_end(VaeTrainer *t, double val_loss);
 
 /* last: the whole state (weights, optimizer state, best weights, EMA, schedule, counters,

@@ -198,7 +198,7 @@ static void check_epoch_end(const Backend *be, int revert)
     for (int e = 0; e < 5; e++) flags[e] = ddpm_trainer_epoch_end(&t, 1.1 + 0.1 * e);
     CHECK(flags[0] == 0 && flags[1] == 0 && flags[3] == 0);
     CHECK(flags[2] == (revert == REVERT_DEEP ? EPOCH_REVERTED : 0));
-    CHECK(flags[4] == EPOCH_STOP && t.stopped);
+    CHECK(flags[4] == EPOCH_STOP && t.keep.stopped);
     int back = same(t.params.w, best, n) && same(t.ema_w, best_ema, n);
     CHECK_MSG(back == (revert == REVERT_DEEP), "revert %s: weights and EMA back to the best: %d",
               revert == REVERT_DEEP ? "deep" : "shallow", back);

@@ -17,27 +17,13 @@
 #   - one optimizer step against PyTorch (t_ddpm_step dump + tests/ddpm_oracle.py): the
 #     drawn timesteps, x_t, targets, loss and every parameter gradient.
 set -u
-B=${BUILD:-build}
-S="$B/sdseg"
-PY=${PY:-/usr/bin/python3}
-T=$(mktemp -d /tmp/sdseg_t_ddpm_train.XXXXXX)
-trap 'rm -rf "$T"' EXIT
-fail=0
-
 . "$(dirname "$0")/lib.sh"
-
-same_run() {
-    cmp -s "$1/last.safetensors" "$2/last.safetensors" && cmp -s "$1/best.safetensors" "$2/best.safetensors"
-}
-
-same_log() { # the step logs without their timing columns
-    cut -d, -f1-4 "$1/steps.csv" >"$T/log1" && cut -d, -f1-4 "$2/steps.csv" >"$T/log2" && cmp -s "$T/log1" "$T/log2"
-}
+test_init t_ddpm_train
 
 # refused <file with stderr> <exit status> <text>: status 2 and exactly one line, containing text
 refused() {
-    [ "$2" -eq 2 ] && [ "$(wc -l <"$1")" -eq 1 ] && grep -q -- "$3" "$1" ||
-        { echo "       got status $2: $(cat "$1")"; return 1; }
+    [ "$2" -eq 2 ] || { echo "       got status $2: $(cat "$1")"; return 1; }
+    one_line_error "$1" "$3"
 }
 
 # epochs_py <run> <python condition on rows e (epochs.csv dicts, floats)>
@@ -47,11 +33,8 @@ e = [{k: float(v) for k, v in r.items()} for r in csv.DictReader(open(sys.argv[1
 sys.exit(not ($2))" "$1"
 }
 
-"$S" phantom --out "$T/ph.tif" --pages 8 --height 64 --width 64 >/dev/null 2>&1 &&
-    "$S" prep --image "$T/ph.tif" --out "$T/data" --tile 32 --val-last 2 >/dev/null 2>&1 &&
-    "$S" train-vae --data "$T/data" --out "$T/vae" --width 8 --groups 4 --latent 4 --batch 4 --accum 1 --epochs 1 \
-        --lr 0.01 --threads 1 >/dev/null 2>&1 ||
-    { echo "  FAIL making the phantom tiles and the VAE"; exit 1; }
+phantom_stack 8 && prep_tiles "$T/data" 2 && tiny_vae "$T/vae" --latent 4 --lr 0.01 ||
+    setup_failed "making the phantom tiles and the VAE"
 V="$T/vae/best.safetensors"
 
 # 24 training latents, batch 4 x accum 1: 6 steps per epoch; one thread (bit-identical resume)
@@ -80,7 +63,7 @@ check "uniform: training and validation loss within 15%" \
 "$S" train-ddpm $A --out "$T/stop" --epochs 2 --max-steps 4 2>/dev/null
 "$S" train-ddpm --data "$T/data" --out "$T/stop" --resume --threads 1 2>/dev/null
 check "seed recipe: stop at step 4 (mid-epoch), resume: identical checkpoints" same_run "$T/full" "$T/stop"
-check "seed recipe: resumed step log has the same losses" same_log "$T/full" "$T/stop"
+check "seed recipe: resumed step log has the same losses" same_log "$T/full" "$T/stop" 4
 
 I="$A --recipe improved --revert-patience 3 --epochs 2 --lr 3e-3"
 "$S" train-ddpm $I --out "$T/ifull" 2>/dev/null

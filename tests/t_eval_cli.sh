@@ -2,13 +2,8 @@
 # sdseg eval on tiny two-page stacks written by libtiff's own tools (raw2tiff, tiffcp),
 # not by core/tiff.c; every expected number is counted by hand in the comments below.
 set -u
-B=${BUILD:-build}
-SDSEG=$B/sdseg
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-fail=0
-
 . "$(dirname "$0")/lib.sh"
+test_init t_eval_cli
 
 # stack OUT H W PAGE...: an 8-bit stack, one argument of decimal pixel values per page.
 stack() {
@@ -47,7 +42,7 @@ echo "== threshold 0.5, 2-D objects"
 # Foreground > 0.5: A (4), page-1 (0,0) and (3,5). tp 5 (A, (0,0)), fp 1 ((3,5)), fn 4 (B),
 # tn 48 - 10 = 38: IoU 5/10, Dice 10/15, precision 5/6, recall 5/9, accuracy 43/48.
 # Objects: predicted A, (0,0), (3,5); true A, B, (0,0); A and (0,0) match: 2/3 each way.
-"$SDSEG" eval --pred "$T/prob.tif" --truth "$T/truth.tif" --sweep --csv "$T/m.csv" \
+"$S" eval --pred "$T/prob.tif" --truth "$T/truth.tif" --sweep --csv "$T/m.csv" \
     --objects "$T/obj.csv" --pixel-size-nm 2 > "$T/out.txt" || { echo "FAIL: eval exited $?"; exit 1; }
 check_eq "tp fp fn tn" "$(csv_field "$T/m.csv" 1 tp) $(csv_field "$T/m.csv" 1 fp) $(csv_field "$T/m.csv" 1 fn) $(csv_field "$T/m.csv" 1 tn)" "5 1 4 38"
 check_eq "IoU" "$(csv_field "$T/m.csv" 1 iou)" "0.500000"
@@ -85,7 +80,7 @@ echo "== 3-D objects"
 # A links to page-1 (0,0) on both sides: true objects {A+(0,0)}, B; predicted {A+(0,0)},
 # (3,5); one match of two each way: precision = recall = F1 = 0.5. The CSV has a row per
 # (object, slice): object 1 in slices 0 and 1, object 2 in slice 1.
-"$SDSEG" eval --pred "$T/prob.tif" --truth "$T/truth.tif" --3d --csv "$T/m3.csv" --objects "$T/obj3.csv" \
+"$S" eval --pred "$T/prob.tif" --truth "$T/truth.tif" --3d --csv "$T/m3.csv" --objects "$T/obj3.csv" \
     > /dev/null || { echo "FAIL: eval --3d exited $?"; exit 1; }
 check_eq "3-D objects pred true matched" "$(csv_field "$T/m3.csv" 1 objects_pred) $(csv_field "$T/m3.csv" 1 objects_true) $(csv_field "$T/m3.csv" 1 objects_matched)" "2 2 1"
 check_eq "3-D object F1" "$(csv_field "$T/m3.csv" 1 object_f1)" "0.500000"
@@ -100,19 +95,19 @@ stack "$T/mask255.tif" 4 6 \
 stack "$T/mask01.tif" 4 6 \
     "1 1 0 0 0 0  1 1 0 0 0 0  0 0 0 0 0 0  0 0 0 0 0 0" \
     "1 0 0 0 0 0  0 0 0 0 0 0  0 0 0 0 0 0  0 0 0 0 0 1" || exit 1
-"$SDSEG" eval --pred "$T/mask255.tif" --truth "$T/truth.tif" --csv "$T/m255.csv" > /dev/null
+"$S" eval --pred "$T/mask255.tif" --truth "$T/truth.tif" --csv "$T/m255.csv" > /dev/null
 check_eq "0/255 mask IoU" "$(csv_field "$T/m255.csv" 1 iou)" "0.500000"
-"$SDSEG" eval --pred "$T/mask01.tif" --truth "$T/truth.tif" --csv "$T/m01.csv" > /dev/null 2>&1
+"$S" eval --pred "$T/mask01.tif" --truth "$T/truth.tif" --csv "$T/m01.csv" > /dev/null 2>&1
 check_eq "0/1 mask IoU" "$(csv_field "$T/m01.csv" 1 iou)" "0.500000"
 
 echo "== bad input"
 stack "$T/small.tif" 4 5 "0 0 0 0 0  0 0 0 0 0  0 0 0 0 0  0 0 0 0 0" || exit 1
-"$SDSEG" eval --pred "$T/small.tif" --truth "$T/truth.tif" > "$T/out.txt" 2> "$T/err.txt"
+"$S" eval --pred "$T/small.tif" --truth "$T/truth.tif" > "$T/out.txt" 2> "$T/err.txt"
 check_eq "size mismatch status" "$?" "2"
 check_eq "size mismatch message lines" "$(grep -c 'size mismatch' "$T/err.txt")" "1"
-"$SDSEG" eval --pred "$T/missing.tif" --truth "$T/truth.tif" > /dev/null 2>&1
+"$S" eval --pred "$T/missing.tif" --truth "$T/truth.tif" > /dev/null 2>&1
 check_eq "missing file status" "$?" "2"
-"$SDSEG" eval --pred "$T/prob.tif" --truth "$T/truth.tif" --threshold 2 > /dev/null 2>&1
+"$S" eval --pred "$T/prob.tif" --truth "$T/truth.tif" --threshold 2 > /dev/null 2>&1
 check_eq "bad threshold status" "$?" "2"
 
 [ "$fail" -eq 0 ] && echo "t_eval_cli: ok"

@@ -5,24 +5,14 @@
 # difference), --max and the CSV, then bad input: one line on stderr, exit status 2. The
 # distances themselves are checked in t_fidelity.
 set -u
-B=${BUILD:-build}
-SDSEG=$B/sdseg
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-fail=0
-
 . "$(dirname "$0")/lib.sh"
+test_init t_fidelity_cli
 
 # The phantom: 4 pages of 64 x 64 = 16 tiles of 32; prep "all" keeps all 16, "split" 12 + 4.
-if ! { "$SDSEG" phantom --out "$T/img.tif" --mask-out "$T/mask.tif" --pages 4 --height 64 --width 64 --seed 3 &&
-    "$SDSEG" prep --image "$T/img.tif" --out "$T/all" --tile 32 --val-last 0 &&
-    "$SDSEG" prep --image "$T/img.tif" --mask "$T/mask.tif" --out "$T/split" --tile 32 --val-last 1 &&
-    "$SDSEG" train-seg --data "$T/split" --out "$T/run" --width 4 --epochs 1 --batch 4 --max-steps 3 --threads 1; } \
-    > "$T/setup.log" 2>&1; then
-    echo "FAIL: could not make a phantom and a tiny model:"
-    tail -3 "$T/setup.log"
-    exit 1
-fi
+{ "$S" phantom --out "$T/img.tif" --mask-out "$T/mask.tif" --pages 4 --height 64 --width 64 --seed 3 &&
+    "$S" prep --image "$T/img.tif" --out "$T/all" --tile 32 --val-last 0 &&
+    "$S" prep --image "$T/img.tif" --mask "$T/mask.tif" --out "$T/split" --tile 32 --val-last 1 &&
+    tiny_seg "$T/split" "$T/run"; } >"$T/setup.log" 2>&1 || setup_failed "making a phantom and a tiny model"
 W=$T/run/last.safetensors
 
 # stack OUT H W PAGES BYTE FORMAT: PAGES constant pages of octal BYTE, libtiff sample
@@ -47,7 +37,7 @@ csv_field() {
 # holds EXPRESSION: "yes" when the awk expression is true.
 holds() { awk "BEGIN { print (($1) ? \"yes\" : \"no\") }"; }
 
-run() { "$SDSEG" fidelity --seg "$W" --tile 32 --threads 1 "$@"; }
+run() { "$S" fidelity --seg "$W" --tile 32 --threads 1 "$@"; }
 
 echo "== a set against itself"
 run --real "$T/img.tif" --fake "$T/img.tif" --csv "$T/self.csv" > "$T/out.txt" 2> "$T/err.txt"
@@ -84,7 +74,7 @@ stack "$T/short.tif" 32 32 2 001 short && stack "$T/one.tif" 32 32 1 012 byte ||
 bad() {
     what=$1
     shift
-    "$SDSEG" fidelity "$@" > /dev/null 2> "$T/err.txt"
+    "$S" fidelity "$@" > /dev/null 2> "$T/err.txt"
     check_eq "$what: status, stderr lines" "$? $(wc -l < "$T/err.txt")" "2 1"
     sed 's/^/          /' "$T/err.txt"
 }

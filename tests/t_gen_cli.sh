@@ -14,40 +14,14 @@
 #     missing mask or checkpoint, an unknown --model) fails with one line and exit status 2
 #     (predict: 1 for a batch its model cannot take, as for the segmentation U-Net).
 set -u
-B=${BUILD:-build}
-S="$B/sdseg"
-PY=${PY:-/usr/bin/python3}
-T=$(mktemp -d /tmp/sdseg_t_gen_cli.XXXXXX)
-trap 'rm -rf "$T"' EXIT
-fail=0
-
 . "$(dirname "$0")/lib.sh"
+test_init t_gen_cli
 
-raw() { tiffcp -c none "$1" "$2" 2>/dev/null; } # an uncompressed copy for the oracle's parser
-
-# error_exit <status> <description> <text> <command...>: that exit status and one line containing text
-error_exit() {
-    want=$1 what=$2 text=$3
-    shift 3
-    "$@" >/dev/null 2>"$T/err"
-    st=$?
-    if [ "$st" -eq "$want" ] && [ "$(wc -l <"$T/err")" -eq 1 ] && grep -q -- "$text" "$T/err"; then
-        echo "  ok   $what"
-    else
-        echo "  FAIL $what (status $st): $(cat "$T/err")"
-        fail=1
-    fi
-}
-
-"$S" phantom --out "$T/ph.tif" --mask-out "$T/phm.tif" --pages 8 --height 64 --width 64 >/dev/null 2>&1 &&
-    "$S" prep --image "$T/ph.tif" --mask "$T/phm.tif" --out "$T/data" --tile 32 --val-last 2 >/dev/null 2>&1 &&
-    raw "$T/ph.tif" "$T/ph_raw.tif" && raw "$T/phm.tif" "$T/phm_raw.tif" ||
-    { echo "  FAIL making the phantom tiles"; exit 1; }
-V="--data $T/data --width 8 --groups 4 --latent 4 --batch 4 --accum 1 --epochs 1 --threads 1"
-"$S" train-vae $V --lr 0.01 --out "$T/seed" >/dev/null 2>&1 &&
-    "$S" train-vae $V --lr 0.01 --out "$T/seed2" --with-masks >/dev/null 2>&1 &&
-    "$S" train-vae $V --out "$T/impr" --recipe improved --with-masks >/dev/null 2>&1 ||
-    { echo "  FAIL training the VAEs"; exit 1; }
+phantom_stack 8 && prep_tiles "$T/data" 2 masks &&
+    raw "$T/ph.tif" "$T/ph_raw.tif" && raw "$T/phm.tif" "$T/phm_raw.tif" || setup_failed "making the phantom tiles"
+tiny_vae "$T/seed" --latent 4 --lr 0.01 &&
+    tiny_vae "$T/seed2" --latent 4 --lr 0.01 --with-masks &&
+    tiny_vae "$T/impr" --latent 4 --recipe improved --with-masks || setup_failed "training the VAEs"
 SEED="$T/seed/best.safetensors" SEED2="$T/seed2/best.safetensors" IMPR="$T/impr/best.safetensors"
 "$PY" tests/gen_cli_oracle.py images "$T/ph_raw.tif" - "$T/x.npy" + images "$T/ph_raw.tif" "$T/phm_raw.tif" \
     "$T/x2.npy" + latents 3 4 8 8 7 "$T/z.npy" || { echo "  FAIL writing the oracle's inputs"; exit 1; }

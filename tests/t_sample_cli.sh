@@ -12,42 +12,17 @@
 #   - sample.csv holds the settings and positive seconds per image;
 #   - bad options and checkpoints fail with one line and exit status 2.
 set -u
-B=${BUILD:-build}
-S="$B/sdseg"
-PY=${PY:-/usr/bin/python3}
-T=$(mktemp -d /tmp/sdseg_t_sample_cli.XXXXXX)
-trap 'rm -rf "$T"' EXIT
-fail=0
-
 . "$(dirname "$0")/lib.sh"
+test_init t_sample_cli
 
-raw() { tiffcp -c none "$1" "$2" 2>/dev/null; } # an uncompressed copy for the oracle's parser
-
-# error_exit2 <description> <text> <command...>: exit status 2 and one line containing text
-error_exit2() {
-    what=$1 text=$2
-    shift 2
-    "$@" >/dev/null 2>"$T/err"
-    st=$?
-    if [ "$st" -eq 2 ] && [ "$(wc -l <"$T/err")" -eq 1 ] && grep -q -- "$text" "$T/err"; then
-        echo "  ok   $what"
-    else
-        echo "  FAIL $what (status $st): $(cat "$T/err")"
-        fail=1
-    fi
-}
-
-"$S" phantom --out "$T/ph.tif" --mask-out "$T/phm.tif" --pages 8 --height 64 --width 64 >/dev/null 2>&1 &&
-    "$S" prep --image "$T/ph.tif" --mask "$T/phm.tif" --out "$T/data" --tile 32 --val-last 2 >/dev/null 2>&1 ||
-    { echo "  FAIL making the phantom tiles"; exit 1; }
-V="--data $T/data --width 8 --groups 4 --batch 4 --accum 1 --epochs 1 --threads 1"
+phantom_stack 8 && prep_tiles "$T/data" 2 masks || setup_failed "making the phantom tiles"
 D="--data $T/data --width 8 --levels 2 --blocks 1 --heads 2 --groups 4 --batch 4 --accum 1 --epochs 1 --threads 1"
-"$S" train-vae $V --latent 4 --lr 0.01 --out "$T/vae1" >/dev/null 2>&1 &&
-    "$S" train-vae $V --latent 4 --recipe improved --with-masks --out "$T/vae2" >/dev/null 2>&1 &&
-    "$S" train-vae $V --latent 2 --out "$T/vae_l2" >/dev/null 2>&1 &&
+tiny_vae "$T/vae1" --latent 4 --lr 0.01 &&
+    tiny_vae "$T/vae2" --latent 4 --recipe improved --with-masks &&
+    tiny_vae "$T/vae_l2" --latent 2 &&
     "$S" train-ddpm $D --vae "$T/vae1/best.safetensors" --out "$T/dd1" >/dev/null 2>&1 &&
     "$S" train-ddpm $D --vae "$T/vae2/best.safetensors" --recipe improved --lr 0.01 --out "$T/dd2" >/dev/null 2>&1 ||
-    { echo "  FAIL training the models"; exit 1; }
+    setup_failed "training the models"
 DD1="$T/dd1/best.safetensors" DD2="$T/dd2/best.safetensors"
 V1="$T/vae1/best.safetensors" V2="$T/vae2/best.safetensors"
 
@@ -103,15 +78,15 @@ check "every sample agrees with PyTorch, grids too (lines above)" "$PY" tests/ge
     unet "$DD2" "$T/x.npy" 500 1 "$T/eps_ema.npy" + unet "$DD2" "$T/x.npy" 37 0 "$T/eps_raw.npy"
 
 # bad options and checkpoints
-error_exit2 "--sampler euler" "sampler" "$S" sample --ddpm "$DD1" --out "$T/e" --sampler euler
-error_exit2 "--steps 0" "--steps" "$S" sample --ddpm "$DD1" --out "$T/e" --steps 0
-error_exit2 "--steps 2000 on a 1000-step schedule" "2000" "$S" sample --ddpm "$DD1" --out "$T/e" --steps 2000
-error_exit2 "--ema with --no-ema" "contradict" "$S" sample --ddpm "$DD1" --out "$T/e" --ema --no-ema
-error_exit2 "a VAE with another latent width" "latent of 2 channels" \
+error_exit 2 "--sampler euler" "sampler" "$S" sample --ddpm "$DD1" --out "$T/e" --sampler euler
+error_exit 2 "--steps 0" "--steps" "$S" sample --ddpm "$DD1" --out "$T/e" --steps 0
+error_exit 2 "--steps 2000 on a 1000-step schedule" "2000" "$S" sample --ddpm "$DD1" --out "$T/e" --steps 2000
+error_exit 2 "--ema with --no-ema" "contradict" "$S" sample --ddpm "$DD1" --out "$T/e" --ema --no-ema
+error_exit 2 "a VAE with another latent width" "latent of 2 channels" \
     "$S" sample --ddpm "$DD1" --vae "$T/vae_l2/best.safetensors" --out "$T/e"
-error_exit2 "a VAE checkpoint as the diffusion model" "vae1" "$S" sample --ddpm "$V1" --out "$T/e"
-error_exit2 "a missing checkpoint" "nothing.safetensors" "$S" sample --ddpm "$T/nothing.safetensors" --out "$T/e"
-error_exit2 "predict --model ddpm without --t" "needs --t" \
+error_exit 2 "a VAE checkpoint as the diffusion model" "vae1" "$S" sample --ddpm "$V1" --out "$T/e"
+error_exit 2 "a missing checkpoint" "nothing.safetensors" "$S" sample --ddpm "$T/nothing.safetensors" --out "$T/e"
+error_exit 2 "predict --model ddpm without --t" "needs --t" \
     "$S" predict --model ddpm --weights "$DD2" --input "$T/x.npy" --output "$T/e.npy"
 check "nothing written by the failed runs" [ ! -e "$T/e" -a ! -e "$T/e.npy" ]
 

@@ -5,14 +5,8 @@
 # bad JSON, a tensor of the wrong shape, another model, no file) fail with exactly one
 # line on stderr and a non-zero exit status.
 set -u
-B=${BUILD:-build}
-S="$B/sdseg"
-PY=${PY:-/usr/bin/python3}
-T=$(mktemp -d /tmp/sdseg_t_seg_checkpoint.XXXXXX)
-trap 'rm -rf "$T"' EXIT
-fail=0
-
 . "$(dirname "$0")/lib.sh"
+test_init t_seg_checkpoint
 
 # rejects <file> <text>: predict fails, one stderr line containing text
 rejects() {
@@ -22,10 +16,9 @@ rejects() {
         { echo "       exit $rc: $(cat "$T/err")"; return 1; }
 }
 
-"$S" phantom --out "$T/ph.tif" --mask-out "$T/phm.tif" --pages 6 --height 64 --width 64 >/dev/null 2>&1 &&
-    "$S" prep --image "$T/ph.tif" --mask "$T/phm.tif" --out "$T/data" --tile 32 --val-last 1 >/dev/null 2>&1 &&
+phantom_stack 6 && prep_tiles "$T/data" 1 masks &&
     "$S" train-seg --data "$T/data" --out "$T/run" --width 4 --batch 4 --epochs 1 --augment none 2>/dev/null ||
-    { echo "  FAIL training a tiny U-Net"; exit 1; }
+    setup_failed "training a tiny U-Net"
 
 "$PY" - "$T" <<'EOF'
 import sys, numpy as np

@@ -8,17 +8,9 @@
 # resuming with other extra data, without it, or with it after a run that had none; extra
 # tiles without masks or of another size.
 set -u
-B=${BUILD:-build}
-S="$B/sdseg"
-T=$(mktemp -d /tmp/sdseg_t_seg_extra.XXXXXX)
-trap 'rm -rf "$T"' EXIT
-fail=0
-
 . "$(dirname "$0")/lib.sh"
+test_init t_seg_extra
 
-one_line_error() { # one_line_error <file with stderr> <text>: exactly one line, containing text
-    [ "$(wc -l <"$1")" -eq 1 ] && grep -q -- "$2" "$1"
-}
 tiles() { "$S" info --in "$1" | sed -n 's/.*, \([0-9]*\) tiles of .*/\1/p'; }
 # step,epoch,lr,loss of steps.csv and epochs.csv without the timing columns
 losses() { cut -d, -f1-4 "$1/steps.csv"; cut -d, -f1-9 "$1/epochs.csv"; }

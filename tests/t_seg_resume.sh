@@ -9,25 +9,10 @@
 # Also: resuming with a conflicting setting, or training into an existing run without
 # --resume, fails with a one-line message.
 set -u
-B=${BUILD:-build}
-S="$B/sdseg"
-T=$(mktemp -d /tmp/sdseg_t_seg_resume.XXXXXX)
-trap 'rm -rf "$T"' EXIT
-fail=0
-
 . "$(dirname "$0")/lib.sh"
+test_init t_seg_resume
 
-same_run() {
-    cmp -s "$1/last.safetensors" "$2/last.safetensors" && cmp -s "$1/best.safetensors" "$2/best.safetensors"
-}
-
-one_line_error() { # one_line_error <file with stderr> <text>: exactly one line, containing text
-    [ "$(wc -l <"$1")" -eq 1 ] && grep -q -- "$2" "$1"
-}
-
-"$S" phantom --out "$T/ph.tif" --mask-out "$T/phm.tif" --pages 10 --height 64 --width 64 >/dev/null 2>&1 &&
-    "$S" prep --image "$T/ph.tif" --mask "$T/phm.tif" --out "$T/data" --tile 32 --val-last 2 >/dev/null 2>&1 ||
-    { echo "  FAIL making the phantom tiles"; exit 1; }
+phantom_stack 10 && prep_tiles "$T/data" 2 masks || setup_failed "making the phantom tiles"
 
 # 1. seed recipe, batch 4 x accum 2: 4 steps per epoch, 12 in all
 A="--data $T/data --width 4 --batch 4 --accum 2 --epochs 3 --threads 2"

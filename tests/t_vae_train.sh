@@ -14,26 +14,8 @@
 #     a conflicting setting on resume, training into an existing run and resuming nothing
 #     each fail with exactly one line on stderr.
 set -u
-B=${BUILD:-build}
-S="$B/sdseg"
-PY=${PY:-/usr/bin/python3}
-T=$(mktemp -d /tmp/sdseg_t_vae_train.XXXXXX)
-trap 'rm -rf "$T"' EXIT
-fail=0
-
 . "$(dirname "$0")/lib.sh"
-
-same_run() {
-    cmp -s "$1/last.safetensors" "$2/last.safetensors" && cmp -s "$1/best.safetensors" "$2/best.safetensors"
-}
-
-same_log() { # the step logs without their timing columns
-    cut -d, -f1-6 "$1/steps.csv" >"$T/log1" && cut -d, -f1-6 "$2/steps.csv" >"$T/log2" && cmp -s "$T/log1" "$T/log2"
-}
-
-one_line_error() { # one_line_error <file with stderr> <text>: exactly one line, containing text
-    [ "$(wc -l <"$1")" -eq 1 ] && grep -q -- "$2" "$1" || { echo "       got: $(cat "$1")"; return 1; }
-}
+test_init t_vae_train
 
 # tampered <from> <to> <metadata key> <value>: a copy of a checkpoint with one metadata value changed
 # as_format1 <from> <to>: a seed run's checkpoint as format 1 wrote it (no later settings)
@@ -70,10 +52,7 @@ open(dst, "wb").write(struct.pack("<Q", len(raw)) + raw + data[8 + n:])
 EOF
 }
 
-"$S" phantom --out "$T/ph.tif" --mask-out "$T/phm.tif" --pages 8 --height 64 --width 64 >/dev/null 2>&1 &&
-    "$S" prep --image "$T/ph.tif" --out "$T/data" --tile 32 --val-last 2 >/dev/null 2>&1 &&
-    "$S" prep --image "$T/ph.tif" --mask "$T/phm.tif" --out "$T/mdata" --tile 32 --val-last 2 >/dev/null 2>&1 ||
-    { echo "  FAIL making the phantom tiles"; exit 1; }
+phantom_stack 8 && prep_tiles "$T/data" 2 && prep_tiles "$T/mdata" 2 masks || setup_failed "making the phantom tiles"
 
 # 24 training tiles, batch 4 x accum 2: 3 steps per epoch, 6 in all
 A="--data $T/data --width 8 --groups 4 --latent 4 --batch 4 --accum 2 --epochs 2 --lr 0.01 --threads 2"
@@ -97,7 +76,7 @@ mkdir -p "$T/v1" && cp "$T/stop/"*.csv "$T/stop/best.safetensors" "$T/v1/" &&
     as_format1 "$T/stop/last.safetensors" "$T/v1/last.safetensors"
 "$S" train-vae --data "$T/data" --out "$T/stop" --resume --threads 2 2>/dev/null
 check "stop at step 4 (mid-epoch), resume: identical checkpoints" same_run "$T/full" "$T/stop"
-check "resumed step log: the same losses" same_log "$T/full" "$T/stop"
+check "resumed step log: the same losses" same_log "$T/full" "$T/stop" 6
 "$S" train-vae --data "$T/data" --out "$T/v1" --resume --threads 2 2>/dev/null
 check "resume from a format-1 checkpoint: identical checkpoints" same_run "$T/full" "$T/v1"
 
@@ -129,7 +108,7 @@ EOF
 "$S" train-vae $I --out "$T/imp_stop" --max-steps 8 2>/dev/null
 "$S" train-vae --data "$T/mdata" --out "$T/imp_stop" --resume --threads 2 2>/dev/null
 check "improved: stop at step 8, resume: identical checkpoints" same_run "$T/imp" "$T/imp_stop"
-check "improved: resumed step log: the same losses" same_log "$T/imp" "$T/imp_stop"
+check "improved: resumed step log: the same losses" same_log "$T/imp" "$T/imp_stop" 6
 
 # refusals
 "$S" train-vae --data "$T/data" --out "$T/nomask" --with-masks --batch 4 --accum 2 2>"$T/err"

@@ -93,11 +93,11 @@ static void check_epochs(const Backend *be, int revert)
                            revert == REVERT_DEEP ? "revert deep: the third bad epoch restores the best weights"
                                                  : "revert shallow (the seed's bug): the weights stay as they are");
     }
-    expect(flags[0] == EPOCH_BEST && t.best_epoch == 1 && t.best_val == 1.0, "first epoch: best");
+    expect(flags[0] == EPOCH_BEST && t.keep.best_epoch == 1 && t.keep.best_val == 1.0, "first epoch: best");
     expect(flags[1] == 0 && flags[2] == 0 && flags[3] == (revert == REVERT_DEEP ? EPOCH_REVERTED : 0),
            "bad epochs 1 and 2: nothing; 3: reverted (deep only)");
     expect(lr[3] == 0.01 && lr[4] == 0.005 && lr[5] == 0.005, "plateau: lr halved after 4 bad epochs (patience 3)");
-    expect(flags[5] == EPOCH_STOP && t.stopped && flags[4] == 0, "early stop at the fifth bad epoch (stop_patience 5)");
+    expect(flags[5] == EPOCH_STOP && t.keep.stopped && flags[4] == 0, "early stop at the fifth bad epoch (stop_patience 5)");
     free(best);
     vae_trainer_free(&t);
 }
