@@ -165,7 +165,7 @@ static int start_trainer(const Options *o, TrainRun *r, const Backend *be, VaeTr
 /* The optimizer and schedule, e.g. "AdamW lr 0.0002 wd 0.01, cosine (warmup 3), EMA 0.999". */
 static void describe_optimizer(const VaeTrainConfig *c, char *buf, size_t n)
 {
-    int used = c->optim == VAE_OPTIM_ADAMW
+    int used = c->optim == GEN_OPTIM_ADAMW
                    ? snprintf(buf, n, "AdamW lr %g wd %g", c->lr, c->wd)
                    : snprintf(buf, n, "SGD lr %g momentum %g wd %g", c->lr, c->momentum, c->wd);
     used += c->schedule == VAE_SCHEDULE_COSINE ? snprintf(buf + used, n - used, ", cosine (warmup %ld)", c->warmup)

@@ -14,9 +14,6 @@
 
 #define CKPT_FORMAT "sdseg-train-ddpm/1"
 #define DDPM_MODEL "ddpm"
-#define ADAM_BETA1 0.9f
-#define ADAM_BETA2 0.999f
-#define ADAM_EPS 1e-8f
 
 /* Philox streams: the posterior draw, the diffusion noise and the timesteps of training,
  * the same three of validation, and the shuffle of each epoch. */
@@ -40,7 +37,6 @@ static const char *const arch_names[] = {"seed", "improved", NULL};
 static const char *const schedule_names[] = {"scaled-linear", "linear", "cosine", NULL}; /* ScheduleKind */
 static const char *const prediction_names[] = {"epsilon", "v", NULL};                   /* Prediction */
 static const char *const t_sampling_names[] = {"fixed999", "uniform", NULL};
-static const char *const optim_names[] = {"sgd", "adamw", NULL};
 static const char *const lr_schedule_names[] = {"plateau", "cosine", NULL};
 
 #define AT(f) offsetof(DdpmTrainConfig, f)
@@ -57,7 +53,7 @@ static const CfgField fields[] = {
     {"prediction", CFG_ENUM, AT(prediction), prediction_names},
     {"timesteps", CFG_INT, AT(timesteps), NULL},
     {"t_sampling", CFG_ENUM, AT(t_sampling), t_sampling_names},
-    {"optim", CFG_ENUM, AT(optim), optim_names},
+    {"optim", CFG_ENUM, AT(optim), gen_optim_names},
     {"lr_schedule", CFG_ENUM, AT(lr_schedule), lr_schedule_names},
     {"batch", CFG_INT, AT(batch), NULL},
     {"accum", CFG_INT, AT(accum), NULL},
@@ -91,13 +87,13 @@ DdpmTrainConfig ddpm_recipe(int improved)
     DdpmTrainConfig c = {.width = 320, .levels = 4, .mult = 0, .attn = 14 /* 1,1,1,0 */, .blocks = 2, .heads = 8,
                          .groups = 8, .config = ARCH_SEED, .schedule = SCHEDULE_SCALED_LINEAR,
                          .prediction = PREDICT_EPSILON, .timesteps = 1000, .t_sampling = T_FIXED999,
-                         .optim = DDPM_SGD, .lr_schedule = LR_PLATEAU, .batch = 2, .accum = 10,
+                         .optim = GEN_OPTIM_SGD, .lr_schedule = LR_PLATEAU, .batch = 2, .accum = 10,
                          .accum_mode = ACCUM_MEAN, .epochs = 100, .lr = 1e-4, .momentum = 0.9, .plateau_factor = 0.5,
                          .plateau_patience = 3, .revert = REVERT_DEEP, .revert_patience = 3, .stop_patience = 10,
                          .seed = 1};
     if (improved) {
         c.config = ARCH_IMPROVED, c.attn = 4 /* 0,1,0,0 */, c.schedule = SCHEDULE_COSINE;
-        c.t_sampling = T_UNIFORM, c.optim = DDPM_ADAMW, c.lr_schedule = LR_COSINE;
+        c.t_sampling = T_UNIFORM, c.optim = GEN_OPTIM_ADAMW, c.lr_schedule = LR_COSINE;
         c.wd = 0.01, c.ema = 0.999, c.warmup = -1, c.revert_patience = 0;
     }
     return c;
@@ -125,10 +121,7 @@ int ddpm_train_config_check(const DdpmTrainConfig *c)
     if (c->timesteps < 2 || c->timesteps > 100000)
         return sd_fail("timesteps must be in 2..100000 (got %d)", c->timesteps);
     if (c->batch < 1 || c->accum < 1 || c->epochs < 1) return sd_fail("batch, accum and epochs must be at least 1");
-    if (!(c->lr > 0 && isfinite(c->lr))) return sd_fail("lr must be positive (got %g)", c->lr);
-    if (!(c->momentum >= 0 && c->momentum < 1)) return sd_fail("momentum must be in [0, 1) (got %g)", c->momentum);
-    if (!(c->wd >= 0 && c->wd < 1)) return sd_fail("wd must be in [0, 1) (got %g)", c->wd);
-    if (!(c->ema >= 0 && c->ema < 1)) return sd_fail("ema decay must be in [0, 1) (got %g)", c->ema);
+    if (optim_check(c->lr, c->momentum, c->wd, c->ema)) return SD_ERR;
     if (!(c->plateau_factor > 0 && c->plateau_factor < 1))
         return sd_fail("plateau_factor must be in (0, 1) (got %g)", c->plateau_factor);
     if (c->warmup < 0) return sd_fail("warmup must not be negative (got %ld)", c->warmup);
@@ -234,7 +227,8 @@ int ddpm_trainer_create(DdpmTrainer *t, const Backend *be, const DdpmTrainConfig
     if (ddpm_train_config_check(cfg) || check_latents(cfg, train, val) || schedules_init(t) ||
         unet_declare(&t->model, &u, &t->params) || params_alloc(&t->params, 1) || alloc_host(t))
         return SD_ERR;
-    params_alloc_optimizer(&t->params, cfg->optim == DDPM_ADAMW ? 2 : 1);
+    OptimRule rule = optim_rule_gen(cfg->optim, cfg->momentum, cfg->wd);
+    params_alloc_optimizer(&t->params, optim_state_slots(&rule));
     layers_init_torch(&t->params, cfg->seed);
     alloc_buffers(t);
     return SD_OK;
@@ -342,29 +336,6 @@ static int predict(DdpmTrainer *t, int n, double grad_scale, double *loss)
 
 /* ------------------------------------------------------------ training */
 
-static void update(DdpmTrainer *t, double lr)
-{
-    const DdpmTrainConfig *c = &t->cfg;
-    const Params *p = &t->params;
-    const Backend *be = t->be;
-    long step = t->step + 1;
-    for (int g = 0; g < PARAM_GROUPS; g++) {
-        size_t at = p->group_begin[g], n = p->group_begin[g + 1] - at;
-        float wd = g == PARAM_DECAY ? (float)c->wd : 0; /* never on normalization affines */
-        if (!n) continue;
-        if (c->optim == DDPM_ADAMW)
-            be->adam_step(be->ctx, n, p->w + at, p->grad + at, p->m + at, p->v + at, (float)lr, ADAM_BETA1, ADAM_BETA2,
-                          ADAM_EPS, wd, 1, step);
-        else
-            be->sgd_step(be->ctx, n, p->w + at, p->grad + at, p->m + at, (float)lr, (float)c->momentum, 0, wd, 0, step);
-    }
-    t->step = step;
-    if (t->ema_w) { /* decay ramped up over the first steps, as timm's ModelEma */
-        float d = (float)fmin(c->ema, (1.0 + (double)step) / (10.0 + (double)step));
-        be->ema_update(be->ctx, p->list.numel, t->ema_w, p->w, d);
-    }
-}
-
 void ddpm_trainer_batch(DdpmTrainer *t, int k)
 {
     const DdpmTrainConfig *c = &t->cfg;
@@ -380,6 +351,7 @@ int ddpm_trainer_step(DdpmTrainer *t, double *loss)
 {
     const DdpmTrainConfig *c = &t->cfg;
     double scale = accum_scale(c->accum_mode, c->accum), lr = ddpm_trainer_lr(t), sum = 0;
+    OptimRule rule = optim_rule_gen(c->optim, c->momentum, c->wd);
     params_zero_grad(&t->params);
     ws_set_training(&t->ws, 1);
     for (int k = 0; k < c->accum; k++) {
@@ -391,7 +363,7 @@ int ddpm_trainer_step(DdpmTrainer *t, double *loss)
     *loss = sum / c->accum;
     if (!isfinite(*loss))
         return sd_fail("the training loss is not finite at step %ld (diverged: try a lower --lr)", t->step + 1);
-    update(t, lr);
+    optim_update(t->be, &t->params, &rule, lr, &t->step, t->ema_w, c->ema);
     return SD_OK;
 }
 

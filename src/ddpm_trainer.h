@@ -41,9 +41,9 @@
 #include "../ops/schedule.h"
 #include "config_fields.h"
 #include "keep_best.h"
+#include "optim_step.h"
 
 typedef enum { T_FIXED999, T_UNIFORM } TSampling; /* fixed999: t = T-1 (999 for T = 1000) */
-typedef enum { DDPM_SGD, DDPM_ADAMW } DdpmOptim;
 typedef enum { LR_PLATEAU, LR_COSINE } DdpmLrSchedule;
 typedef enum { ARCH_SEED, ARCH_IMPROVED } DdpmArch; /* unet_config_seed / unet_config_improved flags */
 
@@ -51,7 +51,7 @@ typedef struct {
     int width, levels, blocks, heads, groups; /* U-Net base width; time_in = width, time_dim = 2 width */
     int mult, attn, config;                   /* presets by name ("1,2,4,4", "1,1,1,0"), DdpmArch */
     int schedule, prediction, timesteps;      /* ScheduleKind, Prediction, T */
-    int t_sampling, optim, lr_schedule;       /* the enums above */
+    int t_sampling, optim, lr_schedule;       /* TSampling, GenOptim (optim_step.h), DdpmLrSchedule */
     int batch, accum, accum_mode, epochs;     /* accum_mode: AccumMode (keep_best.h) */
     double lr, momentum, wd, ema, plateau_factor; /* wd on weights and biases; ema: decay, 0 = off */
     long warmup;                              /* cosine warmup steps; -1: one epoch (resolved with the data) */

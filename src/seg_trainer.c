@@ -8,10 +8,9 @@
 #include <string.h>
 
 #include "../core/err.h"
+#include "optim_step.h"
 #include "train_meta.h"
 
-#define ADAM_BETA1 0.9f
-#define ADAM_BETA2 0.999f
 #define DICE_SMOOTH 1 /* the seed's "iou" loss: soft Dice with smoothing 1 */
 #define CKPT_FORMAT "sdseg-train-seg/1"
 
@@ -138,22 +137,11 @@ static void update(SegTrainer *t, double lr)
 {
     const SegTrainConfig *c = &t->cfg;
     const Params *p = params_of(t);
-    const Backend *be = t->be;
-    long step = t->step + 1;
     int decoupled = c->optim == OPTIM_ADAMW;
-    float wd = (float)(decoupled ? c->wd : 2 * c->wd); /* Keras l2(wd) has gradient 2 wd w */
-    for (int g = 0; g < PARAM_GROUPS; g++) {
-        size_t at = p->group_begin[g], n = p->group_begin[g + 1] - at;
-        if (n)
-            be->adam_step(be->ctx, n, p->w + at, p->grad + at, p->m + at, p->v + at, (float)lr, ADAM_BETA1, ADAM_BETA2,
-                          (float)c->adam_eps, g == PARAM_DECAY ? wd : 0, decoupled, step);
-    }
-    t->step = step;
-    if (t->ema_w) { /* decay ramped up over the first steps, as timm's ModelEma */
-        float d = (float)fmin(c->ema, (1.0 + (double)step) / (10.0 + (double)step));
-        be->ema_update(be->ctx, p->list.numel, t->ema_w, p->w, d);
-        be->ema_update(be->ctx, p->buffers.numel, t->ema_buf, p->buf, d);
-    }
+    OptimRule rule = {.adam = 1, .decoupled = decoupled, .eps = (float)c->adam_eps,
+                      .wd = (float)(decoupled ? c->wd : 2 * c->wd)}; /* Keras l2(wd) has gradient 2 wd w */
+    optim_update(t->be, p, &rule, lr, &t->step, t->ema_w, c->ema);
+    if (t->ema_buf) ema_step(t->be, p->buffers.numel, t->ema_buf, p->buf, c->ema, t->step);
 }
 
 int seg_trainer_step(SegTrainer *t, const float *images, const float *masks, double *loss)

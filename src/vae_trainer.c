@@ -16,15 +16,11 @@
 #define VAE_MODEL "vae"
 #define EPS_STREAM 0x7661650001ull     /* Philox stream of the training noise */
 #define VAL_EPS_STREAM 0x7661650002ull /* and of the validation noise */
-#define ADAM_BETA1 0.9f
-#define ADAM_BETA2 0.999f
-#define ADAM_EPS 1e-8f
 
 /* ------------------------------------------------------------ configuration */
 
 static const char *const kl_names[] = {"seed", "fixed", NULL};
 static const char *const config_names[] = {"seed", "improved", NULL};
-static const char *const optim_names[] = {"sgd", "adamw", NULL};
 static const char *const schedule_names[] = {"plateau", "cosine", NULL};
 
 #define AT(f) offsetof(VaeTrainConfig, f)
@@ -53,7 +49,7 @@ static const CfgField fields[] = {
     {"seed", CFG_U64, AT(seed), NULL},
     {"config", CFG_ENUM, AT(config), config_names},
     {"channels", CFG_INT, AT(channels), NULL},
-    {"optim", CFG_ENUM, AT(optim), optim_names},
+    {"optim", CFG_ENUM, AT(optim), gen_optim_names},
     {"schedule", CFG_ENUM, AT(schedule), schedule_names},
     {"wd", CFG_DOUBLE, AT(wd), NULL},
     {"ema", CFG_DOUBLE, AT(ema), NULL},
@@ -73,10 +69,10 @@ VaeTrainConfig vae_recipe(int improved)
                         .epochs = 25, .kl = VAE_KL_SEED, .accum_mode = ACCUM_MEAN, .revert = REVERT_DEEP,
                         .lr = 1e-4, .momentum = 0.9, .kl_weight = 1, .plateau_factor = 0.5, .plateau_patience = 3,
                         .revert_patience = 3, .stop_patience = 10, .seed = 1, .config = VAE_ARCH_SEED,
-                        .channels = 1, .optim = VAE_OPTIM_SGD, .schedule = VAE_SCHEDULE_PLATEAU};
+                        .channels = 1, .optim = GEN_OPTIM_SGD, .schedule = VAE_SCHEDULE_PLATEAU};
     if (improved) { /* why these values: vae_trainer.h */
         c.config = VAE_ARCH_IMPROVED, c.kl = VAE_KL_FIXED, c.kl_weight = 1e-4;
-        c.optim = VAE_OPTIM_ADAMW, c.lr = 2e-4, c.wd = 0.01;
+        c.optim = GEN_OPTIM_ADAMW, c.lr = 2e-4, c.wd = 0.01;
         c.schedule = VAE_SCHEDULE_COSINE, c.warmup = -1, c.ema = 0.999;
         c.accum = 1, c.revert_patience = 0;
     }
@@ -90,16 +86,6 @@ VaeConfig vae_train_model_config(const VaeTrainConfig *c)
                        .skips = !improved, .tanh_out = improved, .antialias = improved};
 }
 
-static int optimizer_check(const VaeTrainConfig *c)
-{
-    if (!(c->lr > 0 && isfinite(c->lr))) return sd_fail("lr must be positive (got %g)", c->lr);
-    if (!(c->momentum >= 0 && c->momentum < 1)) return sd_fail("momentum must be in [0, 1) (got %g)", c->momentum);
-    if (!(c->wd >= 0 && c->wd < 1)) return sd_fail("wd must be in [0, 1) (got %g)", c->wd);
-    if (!(c->ema >= 0 && c->ema < 1)) return sd_fail("ema decay must be in [0, 1) (got %g)", c->ema);
-    if (c->warmup < 0) return sd_fail("warmup must not be negative (got %ld)", c->warmup);
-    return SD_OK;
-}
-
 int vae_train_config_check(const VaeTrainConfig *c)
 {
     if (c->channels != 1 && c->channels != 2) return sd_fail("channels must be 1 or 2 (got %d)", c->channels);
@@ -108,7 +94,8 @@ int vae_train_config_check(const VaeTrainConfig *c)
     if (c->batch < 1 || c->accum < 1 || c->epochs < 1) return sd_fail("batch, accum and epochs must be at least 1");
     if (c->tile_h < 8 || c->tile_w < 8 || c->tile_h % 8 || c->tile_w % 8)
         return sd_fail("VAE tiles must be positive multiples of 8 (got %dx%d)", c->tile_h, c->tile_w);
-    if (optimizer_check(c)) return SD_ERR;
+    if (optim_check(c->lr, c->momentum, c->wd, c->ema)) return SD_ERR;
+    if (c->warmup < 0) return sd_fail("warmup must not be negative (got %ld)", c->warmup);
     if (!(c->kl_weight >= 0 && isfinite(c->kl_weight))) return sd_fail("kl_weight must be >= 0 (got %g)", c->kl_weight);
     if (c->plateau_patience < 0 || c->revert_patience < 0 || c->stop_patience < 1)
         return sd_fail("patiences must not be negative (and stop_patience at least 1)");
@@ -173,7 +160,8 @@ int vae_trainer_create(VaeTrainer *t, const Backend *be, const VaeTrainConfig *c
         params_alloc(&t->params, 1))
         return SD_ERR;
     const Params *p = &t->params;
-    params_alloc_optimizer(&t->params, cfg->optim == VAE_OPTIM_ADAMW ? 2 : 1);
+    OptimRule rule = optim_rule_gen(cfg->optim, cfg->momentum, cfg->wd);
+    params_alloc_optimizer(&t->params, optim_state_slots(&rule));
     layers_init_torch(p, cfg->seed);
     t->images = alloc_reals(be, tile_pixels(cfg) * cfg->channels);
     t->eps = alloc_reals(be, latent_values(cfg));
@@ -242,24 +230,8 @@ static int vae_pass(VaeTrainer *t, int n, uint64_t stream, uint64_t offset, doub
 void vae_trainer_update(VaeTrainer *t)
 {
     const VaeTrainConfig *c = &t->cfg;
-    const Params *p = &t->params;
-    const Backend *be = t->be;
-    float lr = (float)vae_trainer_lr(t);
-    long step = t->step + 1;
-    for (int g = 0; g < PARAM_GROUPS; g++) { /* weight decay on convolutions and linear layers, not on norms */
-        size_t at = p->group_begin[g], n = p->group_begin[g + 1] - at;
-        float wd = g == PARAM_DECAY ? (float)c->wd : 0;
-        if (n && c->optim == VAE_OPTIM_ADAMW)
-            be->adam_step(be->ctx, n, p->w + at, p->grad + at, p->m + at, p->v + at, lr, ADAM_BETA1, ADAM_BETA2,
-                          ADAM_EPS, wd, 1, step);
-        else if (n)
-            be->sgd_step(be->ctx, n, p->w + at, p->grad + at, p->m + at, lr, (float)c->momentum, 0, wd, 0, step);
-    }
-    t->step = step;
-    if (t->ema_w) { /* decay ramped up over the first steps, as timm's ModelEma (and train-seg) */
-        float d = (float)fmin(c->ema, (1.0 + (double)step) / (10.0 + (double)step));
-        be->ema_update(be->ctx, p->list.numel, t->ema_w, p->w, d);
-    }
+    OptimRule rule = optim_rule_gen(c->optim, c->momentum, c->wd);
+    optim_update(t->be, &t->params, &rule, vae_trainer_lr(t), &t->step, t->ema_w, c->ema);
 }
 
 int vae_trainer_step(VaeTrainer *t, const float *images, const float *masks, VaeLoss *loss)

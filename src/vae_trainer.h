@@ -44,10 +44,10 @@
 #include "../ops/schedule.h"
 #include "config_fields.h"
 #include "keep_best.h"
+#include "optim_step.h"
 
 typedef enum { VAE_ARCH_SEED, VAE_ARCH_IMPROVED } VaeArch; /* VaeConfig skips/tanh_out/antialias 1/0/0, 0/1/1 */
 typedef enum { VAE_KL_SEED, VAE_KL_FIXED } VaeKl;
-typedef enum { VAE_OPTIM_SGD, VAE_OPTIM_ADAMW } VaeOptim;
 typedef enum { VAE_SCHEDULE_PLATEAU, VAE_SCHEDULE_COSINE } VaeSchedule;
 
 typedef struct {
@@ -60,7 +60,7 @@ typedef struct {
     uint64_t seed;
     /* since format 2 (a format-1 checkpoint reads as the seed recipe's values) */
     int config, channels;  /* VaeArch; 1: image, 2: image + mask */
-    int optim, schedule;   /* VaeOptim, VaeSchedule */
+    int optim, schedule;   /* GenOptim (optim_step.h), VaeSchedule */
     double wd, ema;        /* weight decay (SGD: torch's coupled L2; AdamW: decoupled); EMA decay, 0 = off */
     long warmup;           /* cosine: linear warmup steps (-1 in a recipe: one epoch, set with the data) */
 } VaeTrainConfig;
