@@ -170,7 +170,8 @@ generative_section() {
         echo
     fi
     if [ -s "$OUT/synth/samples/grid.png" ]; then
-        cp "$OUT/synth/samples/grid.png" "$REPORT_DIR/$NAME-samples.png"
+        sh "$REPRO/squeeze-png.sh" "$OUT/synth/samples/grid.png" "$REPORT_DIR/$NAME-samples.png" >> "$LOG" 2>&1 ||
+            cp "$OUT/synth/samples/grid.png" "$REPORT_DIR/$NAME-samples.png"
         echo "Synthetic tiles (the first of the $SYNTH_COUNT; the mask channel's outlines in red):"
         echo
         echo "![synthetic tiles]($NAME-samples.png)"
