@@ -94,7 +94,7 @@ $(BUILD)/gpu_seg_deps.a: $(filter $(BUILD)/f32/models/% $(BUILD)/f32/src/%,$(LIB
 	rm -f $@ && $(AR) rcs $@ $^
 COMMIT   ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 COMPUTE_SANITIZER ?= $(shell command -v compute-sanitizer 2>/dev/null || echo $(CUDA_HOME)/bin/compute-sanitizer)
-.PHONY: test-gpu-memcheck bench-gpu
+.PHONY: test-gpu-memcheck bench-gpu bench-models-gpu
 
 ifneq ($(NVCC),)
 all: $(BUILD)/test_gpu_ops $(BUILD)/bench_gpu $(BUILD)/test_gpu_seg
@@ -124,8 +124,20 @@ bench-gpu: $(BUILD)/bench_gpu
 	$(BUILD)/bench_gpu --out reports --commit $(COMMIT)
 	@if command -v gnuplot >/dev/null; then for f in reports/bench-gpu-*.gp; do gnuplot "$$f" || exit 1; done; \
 	else echo "gnuplot not found: render the chart later with gnuplot reports/bench-gpu-<device>.gp"; fi
+
+# The seed networks on the GPU beside PyTorch (cuDNN, bf16 autocast, channels_last, eager and
+# torch.compile) within BENCH_SECONDS (default 480): reports/bench-<gpu>-<date>.{md,csv,gp,png}.
+# bench_models_gpu is bench_models linked as test_gpu_seg is (no libtiff, which GPU machines
+# may lack); GPU_PY is the python3 with the GPU machine's PyTorch.
+GPU_PY   ?= python3
+$(BUILD)/bench_models_gpu: $(BUILD)/f32/bench/bench_models.o $(BUILD)/f32/bench/cpu_peak.o $(BUILD)/gpu_seg_deps.a \
+                           $(HOST_OBJ) $(CU_OBJ)
+	$(CC) $(LDFLAGS) $^ -o $@ -lm $(CUDA_LIBS)
+
+bench-models-gpu: $(BUILD)/bench_models_gpu
+	BUILD=$(BUILD) PY=$(GPU_PY) sh bench/bench_models_gpu.sh
 else
-test-gpu test-gpu-memcheck bench-gpu:
+test-gpu test-gpu-memcheck bench-gpu bench-models-gpu:
 	@echo "$@: skipped (no nvcc, so no CUDA backend was built)"
 endif
 
@@ -218,6 +230,7 @@ help:
 	@echo "make test-gpu   CUDA backend vs the CPU on every operator, float32 and bf16-fast (GPU needed)"
 	@echo "make test-gpu-memcheck  the same under compute-sanitizer memcheck"
 	@echo "make bench-gpu  CUDA kernel benchmark: CSV + gnuplot chart into reports/"
+	@echo "make bench-models-gpu  the three networks vs PyTorch on the GPU: reports/bench-<gpu>-<date>.md"
 	@echo "make test-gpu-emu  test-gpu with the CUDA kernels emulated on CPU threads (no GPU needed)"
 
 clean:

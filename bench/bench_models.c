@@ -1,11 +1,12 @@
-/* Model-level CPU benchmark of the three seed networks (bench/bench_models.sh runs it case
- * by case beside bench/torch_models.py, and writes the report).
+/* Model-level benchmark of the three seed networks on the CPU or a GPU (bench/bench_models.sh
+ * and bench/bench_models_gpu.sh run it case by case beside bench/torch_models.py, and write
+ * the reports).
  *
  *   bench_models peak [--threads N]
  *       the CPU's peak (bench/cpu_peak.h) as one CSV row: threads,ghz,lanes,isa,peak_gflops,
  *       memory_gbs
  *   bench_models CASE [--width N] [--batch N] [--size N] [--stack PxHxW] [--vae-width N] [--reps N]
- *                     [--threads N]
+ *                     [--threads N] [--device cpu|cuda] [--fast]
  *       seg-train          segmentation U-Net training steps (seed recipe: BCE, Adam with the
  *                          Keras L2), batch x size^2 phantom tiles; items: images
  *       seg-infer          sdseg segment's path over a phantom stack of --stack pages x height x
@@ -22,13 +23,17 @@
  *                          GroupNorm groups min(32, vae-width / 2)); items: images
  *       --width is the seg U-Net's base width (64), the VAE's base (128) or the diffusion
  *       U-Net's base (320); --vae-width the VAE's base in the sampling cases (128); other
- *       sizes are for quick checks.
+ *       sizes are for quick checks. --device picks the backend (src/device.h; default cpu),
+ *       --fast the CUDA backend's bf16 mode (bf16 operands, float32 accumulation).
  *       Prints one CSV row (the columns of BENCH_COLUMNS, shared with torch_models.py) on
- *       stdout, progress on stderr. One case per process: getrusage's peak RSS is the case's.
+ *       stdout, progress on stderr. One case per process: getrusage's peak RSS and the GPU
+ *       memory accountant's peak (gpu/gpu.h: every device allocation of the backend) are
+ *       the case's.
  *
- * Timing: one warm-up iteration (page faults, workspace growth, thread start; seg-infer:
- * one batch of tiles), then --reps timed iterations; the best (the least disturbed on a
- * shared machine) is reported. FLOPs are
+ * Timing: one warm-up iteration (page faults, workspace growth, thread start, cuDNN's
+ * algorithm choice; seg-infer: one batch of tiles), then --reps timed iterations, each
+ * between two waits for the backend (sync: on a GPU the work is asynchronous); the best
+ * (the least disturbed on a shared machine) is reported. FLOPs are
  * counted, not estimated (seg-infer: per tile in the warm-up, times the tiles): the
  * backend's conv, transposed-conv, linear and attention forwards are wrapped to add up
  * 2 x multiply-adds as they run (the convention of ../shared/docs/seed-models.md); a
@@ -44,12 +49,13 @@
 #include "../core/err.h"
 #include "../core/phantom.h"
 #include "../core/tiling.h"
-#include "../cpu/cpu.h"
+#include "../gpu/gpu.h"
 #include "../models/diffusion_sched.h"
 #include "../models/diffusion_unet.h"
 #include "../models/seg_unet.h"
 #include "../models/vae.h"
 #include "../models/workspace.h"
+#include "../src/device.h"
 #include "../src/seg_trainer.h"
 #include "cpu_peak.h"
 
@@ -62,6 +68,8 @@ typedef struct {
     int width, batch, size, reps;
     int pages, h, w; /* seg-infer's stack */
     int vae_width;   /* the sampling cases' VAE */
+    const char *device;
+    int fast; /* the CUDA backend's bf16 mode */
 } Args;
 
 /* What a case reports: work per iteration and the timed iterations. */
@@ -86,7 +94,7 @@ static double now(void)
 
 /* ------------------------------------------------------------ FLOP counting backend */
 
-static Backend inner; /* the CPU backend the counting wrappers call through */
+static Backend inner; /* the backend the counting wrappers call through */
 static double counted_flop;
 
 static void count_conv2d(void *ctx, const Conv2dShape *s, real *y, const real *x, const real *w, const real *b)
@@ -114,32 +122,42 @@ static void count_attention(void *ctx, const AttnShape *s, real *out, real *prob
     inner.attention_forward(ctx, s, out, probs, qkv);
 }
 
-static Backend counting_backend(void)
+/* The device's backend with the counting wrappers in place of its forwards. */
+static int counting_backend(const Args *a, Backend *be)
 {
-    inner = cpu_backend();
-    Backend be = inner;
-    be.conv2d_forward = count_conv2d;
-    be.conv_transpose2d_forward = count_convt;
-    be.linear_forward = count_linear;
-    be.attention_forward = count_attention;
-    return be;
+    if (device_open(a->device, a->fast, &inner)) return SD_ERR;
+    *be = inner;
+    be->conv2d_forward = count_conv2d;
+    be->conv_transpose2d_forward = count_convt;
+    be->linear_forward = count_linear;
+    be->attention_forward = count_attention;
+    return SD_OK;
 }
 
 /* ------------------------------------------------------------ timing */
 
+/* Seconds fn takes, from an idle backend until the backend has finished its work. */
+static int timed_run(const Backend *be, IterFn fn, void *state, double *seconds)
+{
+    be->sync(be->ctx);
+    double t = now();
+    int rc = fn(state);
+    be->sync(be->ctx);
+    *seconds = now() - t;
+    return rc;
+}
+
 /* The warm-up (one iteration unless r->warm; its FLOP count gives the per-iteration
  * count), then the timed iterations. */
-static int time_iterations(IterFn fn, void *state, const Args *a, Result *r)
+static int time_iterations(const Backend *be, IterFn fn, void *state, const Args *a, Result *r)
 {
+    double warm_seconds;
     counted_flop = 0;
-    double t = now();
-    if ((r->warm ? r->warm : fn)(state)) return SD_ERR;
+    if (timed_run(be, r->warm ? r->warm : fn, state, &warm_seconds)) return SD_ERR;
     r->fwd_flop = counted_flop * (r->warm ? r->warm_scale : 1);
-    fprintf(stderr, "%s: warm-up %.2f s\n", a->name, now() - t);
+    fprintf(stderr, "%s: warm-up %.2f s\n", a->name, warm_seconds);
     for (int i = 0; i < a->reps; i++) {
-        t = now();
-        if (fn(state)) return SD_ERR;
-        r->sec[i] = now() - t;
+        if (timed_run(be, fn, state, &r->sec[i])) return SD_ERR;
         fprintf(stderr, "%s: iteration %d: %.3f s\n", a->name, i + 1, r->sec[i]);
     }
     return SD_OK;
@@ -193,7 +211,7 @@ static int run_seg_train(const Args *a, const Backend *be, Result *r)
     c.width = a->width, c.batch = a->batch, c.tile_h = c.tile_w = a->size, c.steps_per_epoch = 1000;
     int rc = phantom_floats(a->batch, a->size, a->size, &s.images, &s.masks);
     if (rc == SD_OK) rc = seg_trainer_create(&s.t, be, &c);
-    if (rc == SD_OK) rc = time_iterations(seg_train_iter, &s, a, r);
+    if (rc == SD_OK) rc = time_iterations(be, seg_train_iter, &s, a, r);
     if (s.t.model) seg_trainer_free(&s.t);
     free(s.images);
     free(s.masks);
@@ -241,7 +259,7 @@ static int run_seg_infer(const Args *a, const Backend *be, Result *r)
     if (rc == SD_OK && !s.m) rc = SD_ERR;
     if (rc == SD_OK) {
         seg_unet_init(s.m, 1);
-        rc = time_iterations(seg_infer_iter, &s, a, r);
+        rc = time_iterations(be, seg_infer_iter, &s, a, r);
     }
     seg_unet_free(s.m);
     free(s.stack);
@@ -313,7 +331,7 @@ static int run_generative(const Args *a, GenModel *g, int in_ch, IterFn fn, Resu
         be->fill_normal(be->ctx, count, g->x, 0, 1, 2, 0, 0);
         for (int i = 0; i < a->batch; i++) g->t[i] = 500;
         ws_init(&g->ws, be);
-        rc = time_iterations(fn, g, a, r);
+        rc = time_iterations(be, fn, g, a, r);
         ws_free(&g->ws);
         be->release(be->ctx, g->x);
         be->release(be->ctx, g->out);
@@ -402,7 +420,7 @@ static int run_sampling(const Args *a, const Backend *be, Result *r)
         s.images = be->alloc(be->ctx, (size_t)s.n * s.vae.cfg.in_ch * s.size * s.size * sizeof(real));
         ws_init(&s.unet_ws, be);
         ws_init(&s.vae_ws, be);
-        rc = time_iterations(sample_iter, &s, a, r);
+        rc = time_iterations(be, sample_iter, &s, a, r);
         ws_free(&s.unet_ws);
         ws_free(&s.vae_ws);
         be->release(be->ctx, s.z);
@@ -438,7 +456,7 @@ static void usage(void)
     fprintf(stderr, "usage: bench_models peak [--threads N]\n"
                     "       bench_models seg-train|seg-infer|vae-forward|diffusion-forward|sample-ddpm|sample-ddim|\n"
                     "                    sample-dpm++2m [--width N] [--batch N] [--size N] [--stack PAGESxHxW]\n"
-                    "                    [--vae-width N] [--reps N] [--threads N]\n");
+                    "                    [--vae-width N] [--reps N] [--threads N] [--device cpu|cuda] [--fast]\n");
     exit(2);
 }
 
@@ -462,10 +480,14 @@ static void parse_stack(const char *text, Args *a)
 /* Options after the case name; sizes default to the case's seed sizes. */
 static Args parse(int argc, char **argv, const Case *c)
 {
-    Args a = {argv[1], c ? c->width : 0, c ? c->batch : 0, c ? c->size : 0, 3, 1, 768, 1024, 128};
-    for (int i = 2; i < argc; i += 2) {
+    Args a = {argv[1], c ? c->width : 0, c ? c->batch : 0, c ? c->size : 0, 3, 1, 768, 1024, 128, "cpu", 0};
+    for (int i = 2; i < argc; i++) {
+        if (!strcmp(argv[i], "--fast")) {
+            a.fast = 1;
+            continue;
+        }
         if (i + 1 >= argc) usage();
-        const char *flag = argv[i], *v = argv[i + 1];
+        const char *flag = argv[i], *v = argv[++i];
         if (!strcmp(flag, "--width")) a.width = int_option(flag, v, 1, 4096);
         else if (!strcmp(flag, "--batch")) a.batch = int_option(flag, v, 1, 64);
         else if (!strcmp(flag, "--size")) a.size = int_option(flag, v, 8, 4096);
@@ -473,22 +495,36 @@ static Args parse(int argc, char **argv, const Case *c)
         else if (!strcmp(flag, "--threads")) omp_set_num_threads(int_option(flag, v, 1, 1024));
         else if (!strcmp(flag, "--stack")) parse_stack(v, &a);
         else if (!strcmp(flag, "--vae-width")) a.vae_width = int_option(flag, v, 2, 4096);
+        else if (!strcmp(flag, "--device")) a.device = v;
         else usage();
     }
+    if (a.fast && strcmp(a.device, "cuda")) sd_die(2, "--fast is the CUDA backend's bf16 mode: use it with --device cuda");
     return a;
 }
 
-static void print_row(const Args *a, const Result *r)
+/* The most device memory the CUDA backend held at once, in MiB (0 on the CPU). */
+static double peak_device_mib(const Backend *be)
+{
+#ifdef SDSEG_CUDA
+    if (!strcmp(be->name, "cuda")) return gpu_memory_stats().peak / 1048576.0;
+#endif
+    (void)be;
+    return 0;
+}
+
+static void print_row(const Args *a, const Backend *be, const Result *r)
 {
     double sec = best(r->sec, a->reps), gflop = r->passes * r->fwd_flop / 1e9;
     struct rusage u;
     getrusage(RUSAGE_SELF, &u);
     double cpu = u.ru_utime.tv_sec + u.ru_stime.tv_sec + 1e-6 * (u.ru_utime.tv_usec + u.ru_stime.tv_usec);
     /* BENCH_COLUMNS: impl,case,width,batch,size,items,unit,reps,seconds,rate,gflop,gflops,threads,peak_rss_mib,
-     * cpu_s (this process's CPU time; ru_maxrss is in KiB on Linux) */
-    printf("sdseg,%s,%d,%d,%d,%.6g,%s,%d,%.6g,%.6g,%.6g,%.6g,%d,%.1f,%.2f\n", a->name, a->width, a->batch, a->size,
-           r->items, r->unit, a->reps, sec, r->items / sec, gflop, gflop / sec, omp_get_max_threads(),
-           u.ru_maxrss / 1024.0, cpu);
+     * cpu_s (this process's CPU time; ru_maxrss is in KiB on Linux),device,precision,mode,layout,peak_device_mib
+     * (mode and layout are PyTorch's choices: sdseg has one way, "-" and NCHW) */
+    printf("sdseg,%s,%d,%d,%d,%.6g,%s,%d,%.6g,%.6g,%.6g,%.6g,%d,%.1f,%.2f,%s,%s,-,nchw,%.1f\n", a->name, a->width,
+           a->batch, a->size, r->items, r->unit, a->reps, sec, r->items / sec, gflop, gflop / sec,
+           omp_get_max_threads(), u.ru_maxrss / 1024.0, cpu, a->device, a->fast ? "bf16" : "fp32",
+           peak_device_mib(be));
 }
 
 int main(int argc, char **argv)
@@ -504,10 +540,10 @@ int main(int argc, char **argv)
         printf("%d,%.3f,%d,%s,%.1f,%.1f\n", p.threads, p.ghz, p.lanes, p.isa, p.gflops, cpu_bandwidth_gbs(p.threads));
         return 0;
     }
-    Backend be = counting_backend();
+    Backend be;
     Result r = {0};
-    if (c->run(&a, &be, &r)) sd_die(1, "%s: %s", a.name, sd_last_error());
-    cpu_ctx_destroy(be.ctx);
-    print_row(&a, &r);
+    if (counting_backend(&a, &be) || c->run(&a, &be, &r)) sd_die(1, "%s: %s", a.name, sd_last_error());
+    print_row(&a, &be, &r);
+    device_close(&be);
     return 0;
 }

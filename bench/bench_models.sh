@@ -19,6 +19,7 @@
 # busy while each side ran (system-wide busy CPU time from /proc/stat minus the process's
 # own), so a disturbed row shows.
 set -eu
+. bench/lib.sh
 
 BUILD=${BUILD:-build}
 PY=${PY:-/usr/bin/python3}
@@ -61,8 +62,8 @@ wait_quiet() {
     done
 }
 
-# Run one side (its CSV row on stdout) and append ",other_cores": the cores other processes
-# kept busy meanwhile, from the system's busy CPU time less the row's own cpu_s.
+# Run one side (its CSV row on stdout) and append ",other_cores" (the last field): the cores other
+# processes kept busy meanwhile, from the system's busy CPU time less the row's own cpu_s.
 measure() {
     j0=$(busy_jiffies) t0=$(now_ms)
     row=$("$@" < /dev/null)
@@ -108,7 +109,7 @@ CASES="$CASES
 $(sampling_cases)"
 [ -z "${BENCH_ONLY:-}" ] || CASES=$(echo "$CASES" | grep -E "^[^ ]*(${BENCH_ONLY})") || die "no case matches $BENCH_ONLY"
 
-COLUMNS_CSV=impl,case,width,batch,size,items,unit,reps,seconds,rate,gflop,gflops,threads,peak_rss_mib,cpu_s,other_cores
+COLUMNS_CSV=impl,case,width,batch,size,items,unit,reps,seconds,rate,gflop,gflops,threads,peak_rss_mib,cpu_s,device,precision,mode,layout,peak_device_mib,other_cores
 echo "$COLUMNS_CSV" > "$WORK/rows.csv"
 wait_quiet
 PEAK_ROW=$("$OURS" peak --threads "$THREADS")
@@ -140,9 +141,9 @@ awk -F, 'NR > 1 { key = $2 "," $3 "," $4 "," $5; if (key in g) { d = $11 / g[key
 # One row per case: ours and torch side by side.
 awk -F, -v peak="$PEAK" 'NR == 1 { next }
     $1 == "sdseg" { o[NR] = $0; next }
-    { split(o[NR - 1], s, ","); printf "%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%.4f,%.4f,%s,%s,%.3f,%s,%s\n", s[2], s[3],
-      s[4], s[5], s[7], s[11], s[9], $9, s[10], $10, s[12], $12, s[12] / peak, $12 / peak, s[14], $14, $9 / s[9], s[16],
-      $16 }' \
+    { n = split(o[NR - 1], s, ","); printf "%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%.4f,%.4f,%s,%s,%.3f,%s,%s\n", s[2], s[3],
+      s[4], s[5], s[7], s[11], s[9], $9, s[10], $10, s[12], $12, s[12] / peak, $12 / peak, s[14], $14, $9 / s[9], s[n],
+      $NF }' \
     "$WORK/rows.csv" > "$WORK/pairs.csv"
 {
     echo "case,width,batch,size,unit,gflop,sdseg_s,torch_s,sdseg_rate,torch_rate,sdseg_gflops,torch_gflops,sdseg_peak,torch_peak,sdseg_rss_mib,torch_rss_mib,speedup,sdseg_other_cores,torch_other_cores"
@@ -176,12 +177,6 @@ machine() {
     echo "$model, $(nproc) cores, $mem RAM; $(uname -sr)"
 }
 
-commit() {
-    c=$(git rev-parse --short HEAD 2> /dev/null || echo unknown)
-    # uncommitted: modified or untracked files in the working tree
-    if [ -z "$(git status --porcelain 2> /dev/null)" ]; then echo "$c"; else echo "$c + uncommitted changes"; fi
-}
-
 # Counted forward GFLOP per image beside ../shared/docs/seed-models.md's, for the seed-sized rows.
 flop_check() {
     awk -F, '$1 == "seg-train" && $2 == 64 && $4 == 256 { f = $6 / 3 / $3; d = 96.2; n = "segmentation U-Net, per 256^2 tile" }
@@ -206,7 +201,7 @@ table() {
     echo "- Peak: $PEAK GFLOP/s float32 = $(echo "$PEAK_ROW" | awk -F, '{ printf "%s threads x %s GHz (measured) x %s lanes (%s) x 2 FMA units x 2", $1, $2, $3, $4 }') (bench/cpu_peak.c); memory bandwidth $(echo "$PEAK_ROW" | cut -d, -f6) GB/s (STREAM-style triad)"
     echo "- Date: $(date -u '+%Y-%m-%d %H:%M UTC'); whole run $ELAPSED s"
     echo "- Command: \`make bench-models\` (bench/bench_models.sh$([ "$QUICK" = 1 ] && echo ", BENCH_QUICK=1"))"
-    echo "- Commit: $(commit)"
+    echo "- Commit: $(commit_label)"
     echo "- sdseg: $(cc --version | head -n 1), -O3 -march=native, OpenMP, $THREADS threads"
     echo "- PyTorch: $("$PY" -c 'import torch; print(torch.__version__, "(Debian python3-torch), MKL-DNN", torch.backends.mkldnn.is_available())'), $THREADS threads, eager, float32"
     echo

@@ -1,7 +1,9 @@
-"""The PyTorch side of `make bench-models`: one case of bench/bench_models.c, the same way.
+"""The PyTorch side of `make bench-models` and `make bench-models-gpu`: one case of
+bench/bench_models.c, the same way.
 
-Usage: /usr/bin/python3 bench/torch_models.py CASE [--width N] [--batch N] [--size N]
-                                              [--stack PxHxW] [--vae-width N] [--reps N] [--threads N]
+Usage: python3 bench/torch_models.py CASE [--width N] [--batch N] [--size N] [--stack PxHxW]
+                                      [--vae-width N] [--reps N] [--threads N] [--device cpu|cuda]
+                                      [--mode eager|compile] [--precision fp32|bf16] [--channels-last]
 
 CASE, options, defaults and the printed CSV row (BENCH_COLUMNS) are bench_models's; see the
 top of bench/bench_models.c. The networks are the PyTorch modules the tests already verify
@@ -17,6 +19,18 @@ the diffusion U-Net, then the VAE decoder, both in their improved configs. FLOPs
 forward hooks (2 x multiply-adds of convolutions, linear layers and attention products)
 during the warm-up (seg-infer: one batch of tiles, scaled to the stack's tile count),
 independently of the C side's count. The reported time is the best of the timed runs.
+
+The defaults (CPU, eager, float32, NCHW) are what `make bench-models` compares against.
+On a GPU (--device cuda; `make bench-models-gpu`) PyTorch gets its usual speed-ups: cuDNN
+with its autotuner (cudnn.benchmark), bf16 autocast around the forward computations
+(--precision bf16: convolutions and matrix products in bf16, the rest float32, as sdseg's
+--fast), channels_last memory format for the models and their image inputs, and
+torch.compile (--mode compile: the networks' top-level modules compiled in place with
+Module.compile, Inductor's default mode). float32 is IEEE float32 (TF32 off), as sdseg
+computes it. Every timed iteration lies between two torch.cuda.synchronize() calls; the
+peak device memory is torch.cuda.max_memory_allocated() over the whole case. In compile
+mode the FLOPs are counted in an eager warm-up before compiling, and the compilation with
+COMPILE_WARMUPS further iterations is left out of the timing.
 """
 import argparse
 import os
@@ -42,6 +56,7 @@ SEED_SIZES = {"seg-train": (64, 8, 256), "seg-infer": (64, 8, INFER_TILE), "vae-
 SAMPLER_STEPS = {"ddpm": 50, "ddim": 50, "dpm++2m": 20}  # bench_models's sampler_steps
 SCHEDULE_STEPS = 1000
 SEED_SLOPE = 0.3
+COMPILE_WARMUPS = 2  # iterations after compiling, before timing: the first compiles, the second shows recompiles
 
 
 # ------------------------------------------------------------------ FLOP counting
@@ -74,41 +89,104 @@ class FlopCounter:
             h.remove()
 
 
-def time_iterations(name, model, step, reps, warm=None, warm_scale=1):
-    """The warm-up (one step unless `warm`) with FLOP hooks, whose count times warm_scale is
-    the per-iteration count, then the timed runs."""
-    counter = FlopCounter(model)
+# ------------------------------------------------------------------ device, precision, layout
+
+def setup_device(a):
+    """Exits with a one-line message when the options cannot run here. cuda: float32 without
+    TF32. (Not torch.set_default_device: its mode would tax every eager op.)"""
+    if a.mode == "compile" and not hasattr(nn.Module, "compile"):
+        sys.exit(f"torch_models: --mode compile needs PyTorch 2.2 or later (this is {torch.__version__})")
+    if a.device != "cuda":
+        return
+    if not torch.cuda.is_available():
+        built = f"built for CUDA {torch.version.cuda}" if torch.version.cuda else "built without CUDA"
+        sys.exit(f"torch_models: --device cuda: PyTorch {torch.__version__} ({built}) finds no usable GPU")
+    if hasattr(torch.backends, "fp32_precision"):  # PyTorch 2.9 and later
+        torch.backends.cuda.matmul.fp32_precision = "ieee"
+        torch.backends.cudnn.conv.fp32_precision = "ieee"
+    else:
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cudnn.benchmark = True  # fixed shapes: the warm-up pays for the autotuning
+    torch.cuda.reset_peak_memory_stats()
+
+
+def sync(a):
+    """Wait for the GPU's queued work (timings must cover it)."""
+    if a.device == "cuda":
+        torch.cuda.synchronize()
+
+
+def autocast(a):
+    """bf16 autocast for --precision bf16 (a no-op context for fp32): put around forwards."""
+    return torch.autocast(a.device, dtype=torch.bfloat16, enabled=a.precision == "bf16")
+
+
+def place(a, x):
+    """A model or 4-d tensor on the device, in channels_last memory format under --channels-last."""
+    x = x.to(a.device)
+    return x.to(memory_format=torch.channels_last) if a.channels_last else x
+
+
+def peak_device_mib(a):
+    return torch.cuda.max_memory_allocated() / 2 ** 20 if a.device == "cuda" else 0.0
+
+
+def timed(a, fn):
+    """Seconds fn takes, the device's queued work included."""
+    sync(a)
     t = time.perf_counter()
-    (warm or step)()
-    counter.detach()
-    print(f"{name}: warm-up {time.perf_counter() - t:.2f} s", file=sys.stderr)
-    seconds = []
-    for i in range(reps):
-        t = time.perf_counter()
+    fn()
+    sync(a)
+    return time.perf_counter() - t
+
+
+def compile_parts(parts, step):
+    """The modules compiled in place, then COMPILE_WARMUPS steps (the first compiles them)."""
+    for m in parts:
+        m.compile()
+    for _ in range(COMPILE_WARMUPS):
         step()
-        seconds.append(time.perf_counter() - t)
-        print(f"{name}: iteration {i + 1}: {seconds[-1]:.3f} s", file=sys.stderr)
+
+
+def time_iterations(a, model, step, parts, warm=None, warm_scale=1):
+    """The warm-up (one step unless `warm`) with FLOP hooks, whose count times warm_scale is
+    the per-iteration count; in compile mode, the modules `parts` compiled and exercised
+    (untimed); then the timed runs."""
+    counter = FlopCounter(model)
+    seconds = timed(a, warm or step)
+    counter.detach()
+    print(f"{a.case}: warm-up {seconds:.2f} s", file=sys.stderr)
+    if a.mode == "compile":
+        seconds = timed(a, lambda: compile_parts(parts, step))
+        print(f"{a.case}: compilation and {COMPILE_WARMUPS} iterations {seconds:.2f} s (not timed)", file=sys.stderr)
+    seconds = []
+    for i in range(a.reps):
+        seconds.append(timed(a, step))
+        print(f"{a.case}: iteration {i + 1}: {seconds[-1]:.3f} s", file=sys.stderr)
     return counter.flop * warm_scale, seconds
 
 
 # ------------------------------------------------------------------ segmentation U-Net
 
 def seg_train(a):
-    model = seg_oracle.SegUnet(a.width, 1e-3, 0.01).train()  # Keras BN: eps 1e-3, momentum 0.99
+    model = place(a, seg_oracle.SegUnet(a.width, 1e-3, 0.01).train())  # Keras BN: eps 1e-3, momentum 0.99
     convs = [p for n, p in model.named_parameters() if ".bn" not in n]
     norms = [p for n, p in model.named_parameters() if ".bn" in n]
     opt = torch.optim.Adam([{"params": convs, "weight_decay": 2e-3}, {"params": norms, "weight_decay": 0}],
                            lr=1e-3, eps=1e-7)
-    x = torch.rand(a.batch, 1, a.size, a.size)
-    target = (torch.rand(a.batch, 1, a.size, a.size) < 0.07).float()
+    x = place(a, torch.rand(a.batch, 1, a.size, a.size))
+    target = (torch.rand(a.batch, 1, a.size, a.size) < 0.07).float().to(a.device)
     loss_fn = nn.BCEWithLogitsLoss()
 
     def step():
         opt.zero_grad()
-        loss_fn(model(x), target).backward()
+        with autocast(a):
+            loss = loss_fn(model(x), target)
+        loss.backward()
         opt.step()
 
-    flop, seconds = time_iterations(a.case, model, step, a.reps)
+    flop, seconds = time_iterations(a, model, step, [model])
     return a.batch, "images", 3 * flop, seconds
 
 
@@ -130,37 +208,40 @@ def tile_spots(shape):
             for x in axis_origins(w, INFER_TILE, INFER_OVERLAP)]
 
 
-def segment_stack(model, stack, batch):
-    """Overlapping tiles -> sigmoid probabilities blended with a raised-cosine window."""
+def segment_stack(a, model, stack):
+    """Overlapping tiles -> sigmoid probabilities blended with a raised-cosine window. The
+    host stack goes to the device and the probabilities come back, as sdseg's do."""
     tile = INFER_TILE
     i = np.arange(tile)
     win = np.maximum(np.sin(np.pi * (i + 0.5) / tile) ** 2, WINDOW_FLOOR).astype(np.float32)
-    win2 = torch.from_numpy(np.outer(win, win))
+    win2 = torch.from_numpy(np.outer(win, win)).to(a.device)
     pages, h, w = stack.shape
     spots = tile_spots(stack.shape)
-    images = torch.from_numpy(stack)
-    out, wsum = torch.zeros(pages, h, w), torch.zeros(pages, h, w)
+    images = torch.from_numpy(stack).to(a.device)
+    out, wsum = torch.zeros(pages, h, w, device=a.device), torch.zeros(pages, h, w, device=a.device)
     with torch.no_grad():
-        for k in range(0, len(spots), batch):
-            chunk = spots[k:k + batch]
-            tiles = torch.stack([images[p, y:y + tile, x:x + tile] for p, y, x in chunk])[:, None]
-            probs = torch.sigmoid(model(tiles))[:, 0]
+        for k in range(0, len(spots), a.batch):
+            chunk = spots[k:k + a.batch]
+            tiles = place(a, torch.stack([images[p, y:y + tile, x:x + tile] for p, y, x in chunk])[:, None])
+            with autocast(a):
+                logits = model(tiles)
+            probs = torch.sigmoid(logits.float())[:, 0]
             for (p, y, x), prob in zip(chunk, probs):
                 out[p, y:y + tile, x:x + tile] += win2 * prob
                 wsum[p, y:y + tile, x:x + tile] += win2
-    return out / wsum
+    return (out / wsum).cpu()
 
 
 def seg_infer(a):
     pages, h, w = (int(v) for v in a.stack.split("x"))
     stack = np.random.default_rng(1).random((pages, h, w), dtype=np.float32)  # the work does not depend on it
-    model = seg_oracle.SegUnet(a.width, 1e-3, 0.01).eval()
+    model = place(a, seg_oracle.SegUnet(a.width, 1e-3, 0.01).eval())
 
     def warm():  # one batch of tiles, as bench_models
-        with torch.no_grad():
-            model(torch.rand(a.batch, 1, INFER_TILE, INFER_TILE))
+        with torch.no_grad(), autocast(a):
+            model(place(a, torch.rand(a.batch, 1, INFER_TILE, INFER_TILE, device=a.device)))
 
-    flop, seconds = time_iterations(a.case, model, lambda: segment_stack(model, stack, a.batch), a.reps, warm,
+    flop, seconds = time_iterations(a, model, lambda: segment_stack(a, model, stack), [model], warm,
                                     len(tile_spots(stack.shape)) / a.batch)
     return stack.size / 1e6, "MP", flop, seconds
 
@@ -191,34 +272,34 @@ def vae_config(width, improved):
 def predict_noise(model, x, t):
     """Diffusion.forward with the timestep embedding in float32 (the oracle's is float64)."""
     half = model.time_in // 2
-    angles = t[:, None] * torch.pow(10000, -torch.arange(half, dtype=torch.float32) / half)[None]
+    angles = t[:, None] * torch.pow(10000, -torch.arange(half, dtype=torch.float32, device=t.device) / half)[None]
     time_emb = model.time_embedding(torch.cat([torch.cos(angles), torch.sin(angles)], dim=-1))
     return model.final(model.unet(x, time_emb))
 
 
 def vae_forward(a):
-    model = gen_oracle.Vae(vae_config(a.width, False)).eval()
-    x = torch.randn(a.batch, 1, a.size, a.size)
+    model = place(a, gen_oracle.Vae(vae_config(a.width, False)).eval())
+    x = place(a, torch.randn(a.batch, 1, a.size, a.size))
 
     def step():
-        with torch.no_grad():
+        with torch.no_grad(), autocast(a):
             mean, _, skips = model.encoder(x)
             model.decoder(mean, skips)
 
-    flop, seconds = time_iterations(a.case, model, step, a.reps)
+    flop, seconds = time_iterations(a, model, step, [model.encoder, model.decoder])
     return a.batch, "images", flop, seconds
 
 
 def diffusion_forward(a):
-    model = gen_oracle.Diffusion(unet_config(a.width, False)).eval()
-    x = torch.randn(a.batch, 32, a.size, a.size)
-    t = torch.full((a.batch,), 500.0)
+    model = place(a, gen_oracle.Diffusion(unet_config(a.width, False)).eval())
+    x = place(a, torch.randn(a.batch, 32, a.size, a.size))
+    t = torch.full((a.batch,), 500.0, device=a.device)
 
     def step():
-        with torch.no_grad():
+        with torch.no_grad(), autocast(a):
             predict_noise(model, x, t)
 
-    flop, seconds = time_iterations(a.case, model, step, a.reps)
+    flop, seconds = time_iterations(a, model, step, list(model.children()))
     return a.batch, "images", flop, seconds
 
 
@@ -228,27 +309,28 @@ def sampling(a):
     steps = SAMPLER_STEPS[kind]
     if a.size % 8:
         sys.exit(f"{a.case}: --size must be a multiple of 8, got {a.size}")
-    unet = gen_oracle.Diffusion(unet_config(a.width, True)).eval()
-    vae = gen_oracle.Vae(vae_config(a.vae_width, True)).eval()
+    unet = place(a, gen_oracle.Diffusion(unet_config(a.width, True)).eval())
+    vae = place(a, gen_oracle.Vae(vae_config(a.vae_width, True)).eval())
+    # on the host: the samplers' coefficients are host scalars (0-d tensors), as in diffusers
     ac = sampler_oracle.alphas_cumprod("scaled-linear", SCHEDULE_STEPS)
     shape = (a.batch, 32, a.size // 8, a.size // 8)
 
     def denoise(x, t):
-        return predict_noise(unet, x, torch.full((a.batch,), float(t)))
+        return predict_noise(unet, x, torch.full((a.batch,), float(t), device=a.device))
 
     def step():
-        with torch.no_grad():
-            x, states = torch.randn(shape), []  # the oracle's samplers record every state
+        with torch.no_grad(), autocast(a):
+            x, states = place(a, torch.randn(shape, device=a.device)), []  # the samplers record every state
             if kind == "ddpm":
-                z = sampler_oracle.ddpm(ac, "epsilon", SCHEDULE_STEPS, steps, x, denoise, torch.randn(steps + 1, *shape),
-                                        states)
+                noise = torch.randn(steps + 1, *shape, device=a.device)
+                z = sampler_oracle.ddpm(ac, "epsilon", SCHEDULE_STEPS, steps, x, denoise, noise, states)
             elif kind == "ddim":
                 z = sampler_oracle.ddim(ac, "epsilon", SCHEDULE_STEPS, steps, 0.0, x, denoise, None, states)
             else:
                 z = sampler_oracle.dpmpp_2m(ac, "epsilon", SCHEDULE_STEPS, steps, x, denoise, states)
             vae.generate(z)
 
-    flop, seconds = time_iterations(a.case, nn.ModuleList([unet, vae]), step, a.reps)
+    flop, seconds = time_iterations(a, nn.ModuleList([unet, vae]), step, list(unet.children()) + [vae.decoder])
     return a.batch, "images", flop, seconds
 
 
@@ -266,21 +348,29 @@ def main():
     p.add_argument("--threads", type=int, default=os.cpu_count())
     p.add_argument("--stack", default="1x768x1024", help="seg-infer: PAGESxHxW of a random stack")
     p.add_argument("--vae-width", type=int, default=128, help="sampling: the VAE's base width")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument("--mode", choices=("eager", "compile"), default="eager", help="compile: torch.compile")
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32", help="bf16: autocast")
+    p.add_argument("--channels-last", action="store_true", help="channels_last memory format")
     a = p.parse_args()
     for opt, seed in zip(("width", "batch", "size"), SEED_SIZES[a.case]):
         if getattr(a, opt) is None:
             setattr(a, opt, seed)
+    setup_device(a)
     torch.set_num_threads(a.threads)
     torch.manual_seed(1)
-    print(f"{a.case}: PyTorch {torch.__version__}, {torch.get_num_threads()} threads, float32", file=sys.stderr)
+    fmt = "channels_last" if a.channels_last else "nchw"
+    print(f"{a.case}: PyTorch {torch.__version__}, {a.device}, {torch.get_num_threads()} threads, {a.precision}, "
+          f"{a.mode}, {fmt}", file=sys.stderr)
     items, unit, flop, seconds = CASES[a.case](a)
     sec = min(seconds)  # the least disturbed, as bench_models
     usage = resource.getrusage(resource.RUSAGE_SELF)
     rss = usage.ru_maxrss / 1024  # Linux reports KiB
-    # BENCH_COLUMNS: impl,case,width,batch,size,items,unit,reps,seconds,rate,gflop,gflops,threads,peak_rss_mib,cpu_s
+    # BENCH_COLUMNS: impl,case,width,batch,size,items,unit,reps,seconds,rate,gflop,gflops,threads,peak_rss_mib,cpu_s,
+    # device,precision,mode,layout,peak_device_mib
     print(f"torch,{a.case},{a.width},{a.batch},{a.size},{items:.6g},{unit},{a.reps},{sec:.6g},{items / sec:.6g},"
           f"{flop / 1e9:.6g},{flop / 1e9 / sec:.6g},{torch.get_num_threads()},{rss:.1f},"
-          f"{usage.ru_utime + usage.ru_stime:.2f}")
+          f"{usage.ru_utime + usage.ru_stime:.2f},{a.device},{a.precision},{a.mode},{fmt},{peak_device_mib(a):.1f}")
 
 
 if __name__ == "__main__":

@@ -72,7 +72,7 @@ def read_safetensors(path):
 
 def blur(x):
     """Depthwise [1 2 1]^T [1 2 1] / 16 with reflect padding 1, stride 1."""
-    taps = torch.tensor([1.0, 2.0, 1.0])
+    taps = torch.tensor([1.0, 2.0, 1.0], device=x.device)
     kernel = (taps[:, None] * taps[None, :] / 16).expand(x.shape[1], 1, 3, 3)
     return F.conv2d(F.pad(x, (1, 1, 1, 1), mode="reflect"), kernel, groups=x.shape[1])
 
@@ -357,7 +357,7 @@ class Vae(nn.Module):
         f2: 2 base at 2x, f3: 4 base at 1x) are zeros."""
         n, _, h, w = z.shape
         b = self.cfg["base"]
-        zeros = [torch.zeros(n, b * 2 ** s, h * 2 ** (2 - s), w * 2 ** (2 - s)) for s in range(3)]
+        zeros = [torch.zeros(n, b * 2 ** s, h * 2 ** (2 - s), w * 2 ** (2 - s), device=z.device) for s in range(3)]
         return self.decoder(z, zeros)
 
 
