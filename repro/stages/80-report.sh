@@ -265,6 +265,46 @@ figures() {
         echo "![vae loss curves]($NAME-vae-loss.png)"
         echo
     fi
+    [ -s "$OUT/vae/run/best.safetensors" ] || return 0
+    if vae_recon_png "$REPORT_DIR/$NAME-vae-recon.png" >> "$LOG" 2>&1; then
+        echo "![vae reconstructions]($NAME-vae-recon.png)"
+    else
+        echo "(The VAE reconstruction figure failed: see $LOG.)"
+    fi
+    echo
+}
+
+# A whole validation slice of training.tif (image and mask) through the VAE (encode: the
+# posterior mean; decode): top the slice with its true mask, bottom the reconstruction with
+# the same true mask (green) and the reconstructed mask channel (red).
+vae_recon_png() { # png
+    tmp=$SDIR/recon
+    mkdir -p "$tmp"
+    # shellcheck disable=SC2046 # three words: PAGES H W
+    set -- "$1" $("$SDSEG" info --in "$DATA/training.tif" | sed -n 's/.*, \([0-9]*\) pages of \([0-9]*\) x \([0-9]*\),.*/\1 \2 \3/p')
+    page=$(($2 - VAL_LAST / 2)) h=$3 w=$4
+    tiffcp "$DATA/training.tif,$page" "$tmp/image.tif" && tiffcp "$DATA/training_groundtruth.tif,$page" "$tmp/truth.tif" ||
+        return 1
+    vae=$OUT/vae/run/best.safetensors
+    # shellcheck disable=SC2046 # device_opts are words
+    "$SDSEG" encode --vae "$vae" --in "$tmp/image.tif" --mask "$tmp/truth.tif" --out "$tmp/z.npy" $(device_opts) &&
+        "$SDSEG" decode --vae "$vae" --in "$tmp/z.npy" --out "$tmp/recon.tif" --out-mask "$tmp/recon-mask.tif" \
+            $(device_opts) || return 1
+    "$BUILD/demo_overlay" "$tmp/image.tif" "$tmp/truth.tif" "$tmp/recon-mask.tif" 0 "$tmp/a.rgb" > /dev/null &&
+        "$BUILD/demo_overlay" "$tmp/recon.tif" "$tmp/truth.tif" "$tmp/recon-mask.tif" 0 "$tmp/b.rgb" > /dev/null ||
+        return 1
+    {
+        echo "set terminal pngcairo size 1200,$((2 * 600 * h / w + 90)) font ',12'"
+        echo "set output '$1'"
+        echo "set multiplot layout 2,1 title 'VAE: training.tif slice $page (validation), true mask (green), decoded mask channel (red)'"
+        echo "unset key; unset tics; unset border; unset colorbox; set size ratio -1"
+        for f in a b; do
+            [ $f = a ] && echo "set title 'input'" || echo "set title 'reconstruction (posterior mean decoded)'"
+            echo "plot '$tmp/$f.rgb' binary array=($((2 * w)),$h) format='%uchar%uchar%uchar' flipy with rgbimage"
+        done
+        echo "unset multiplot"
+    } | gnuplot
+    rm -rf "$tmp"
 }
 
 # ------------------------------------------------------------ the report
