@@ -9,7 +9,8 @@
 #
 # Settings (environment, defaults = the cpu profile's sizes): VAE_BASE 16, VAE_GROUPS 8,
 # VAE_EPOCHS 3, DDPM_BASE 32, DDPM_EPOCHS 10, FID_COUNT 256 (tiles sampled per config for
-# fidelity), SPEED_COUNT 16 (tiles per sampler for the timings), TILE 128, THREADS 0.
+# fidelity), SPEED_COUNT 16 (tiles per sampler for the timings), TILE 128, THREADS 0,
+# DEVICE cpu (or cuda).
 # Each training resumes when interrupted; finished outputs are kept.
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -18,7 +19,7 @@ SRC=${1:-$ROOT/runs/repro-cpu}
 OUT=${2:-$ROOT/runs/gen-compare}
 VAE_BASE=${VAE_BASE:-16} VAE_GROUPS=${VAE_GROUPS:-8} VAE_EPOCHS=${VAE_EPOCHS:-3}
 DDPM_BASE=${DDPM_BASE:-32} DDPM_EPOCHS=${DDPM_EPOCHS:-10}
-FID_COUNT=${FID_COUNT:-256} SPEED_COUNT=${SPEED_COUNT:-16} THREADS=${THREADS:-0}
+FID_COUNT=${FID_COUNT:-256} SPEED_COUNT=${SPEED_COUNT:-16} THREADS=${THREADS:-0} DEVICE=${DEVICE:-cpu}
 TILES=$SRC/vae/tiles
 for f in "$TILES/train.tiles" "$SRC/vae/run/best.safetensors" "$SRC/ddpm/run/best.safetensors" \
     "$SRC/seg-real/run/best.safetensors" "$SRC/prep/tiles/val.tiles"; do
@@ -38,7 +39,7 @@ train() {
     [ -s "$dir/done" ] && return 0
     resume=""
     [ -f "$dir/last.safetensors" ] && resume=--resume
-    run "$SDSEG" "$@" --out "$dir" --threads "$THREADS" $resume
+    run "$SDSEG" "$@" --out "$dir" --device "$DEVICE" --threads "$THREADS" $resume
     date -u > "$dir/done"
 }
 
@@ -56,7 +57,7 @@ sample_set() {
     dir=$OUT/$1-$3-$4
     [ -s "$dir/sample.csv" ] && [ "$(sed -n 2p "$dir/sample.csv" | cut -d, -f1)" = "$5" ] && return 0
     run "$SDSEG" sample --ddpm "$2" --out "$dir" --count "$5" --batch 16 --sampler "$3" --steps "$4" --seed 7 \
-        --threads "$THREADS"
+        --device "$DEVICE" --threads "$THREADS"
 }
 for config in seed improved; do
     ddpm=$OUT/seed-ddpm/best.safetensors
@@ -67,11 +68,11 @@ for config in seed improved; do
     sample_set "$config" "$ddpm" ddim 50 "$SPEED_COUNT"
     [ -s "$OUT/fidelity-$config.csv" ] ||
         run "$SDSEG" fidelity --seg "$SEG" --real "$REAL_VAL" --fake "$OUT/$config-dpm++2m-20/samples.tif" \
-            --tile "$TILE" --max "$FID_COUNT" --csv "$OUT/fidelity-$config.csv" --threads "$THREADS"
+            --tile "$TILE" --max "$FID_COUNT" --csv "$OUT/fidelity-$config.csv" --device "$DEVICE" --threads "$THREADS"
 done
 [ -s "$OUT/fidelity-floor.csv" ] ||
     run "$SDSEG" fidelity --seg "$SEG" --real "$REAL_VAL" --fake "$TILES/train.tiles" --tile "$TILE" \
-        --max "$FID_COUNT" --csv "$OUT/fidelity-floor.csv" --threads "$THREADS"
+        --max "$FID_COUNT" --csv "$OUT/fidelity-floor.csv" --device "$DEVICE" --threads "$THREADS"
 
 # ------------------------------------------------------------------ summary
 col() { # col FILE NAME: the value of column NAME in the second row of CSV FILE
