@@ -170,7 +170,7 @@ generative_section() {
         echo
     fi
     if [ -s "$OUT/synth/samples/grid.png" ]; then
-        sh "$REPRO/squeeze-png.sh" "$OUT/synth/samples/grid.png" "$REPORT_DIR/$NAME-samples.png" >> "$LOG" 2>&1 ||
+        sh "$REPRO/squeeze-png.sh" "$OUT/synth/samples/grid.png" "$REPORT_DIR/$NAME-samples.png" 0.6 >> "$LOG" 2>&1 ||
             cp "$OUT/synth/samples/grid.png" "$REPORT_DIR/$NAME-samples.png"
         echo "Synthetic tiles (the first of the $SYNTH_COUNT; the mask channel's outlines in red):"
         echo
@@ -228,7 +228,7 @@ overlay_png() { # model png
     "$BUILD/demo_overlay" "$tmp/testing.tif" "$tmp/testing_groundtruth.tif" "$tmp/mask.tif" 0,1,2 "$tmp/o.rgb" > /dev/null ||
         return 1
     {
-        echo "set terminal pngcairo size 1200,$((3 * 600 * h / w + 90)) font ',12'"
+        echo "set terminal pngcairo size 840,$((3 * 420 * h / w + 70)) font ',10'"
         echo "set output '$2'"
         echo "set multiplot layout 3,1 title 'testing.tif ($1): image | truth (green), prediction at 0.5 (red), both (yellow)'"
         echo "unset key; unset tics; unset border; unset colorbox; set size ratio -1"
@@ -294,7 +294,7 @@ vae_recon_png() { # png
         "$BUILD/demo_overlay" "$tmp/recon.tif" "$tmp/truth.tif" "$tmp/recon-mask.tif" 0 "$tmp/b.rgb" > /dev/null ||
         return 1
     {
-        echo "set terminal pngcairo size 1200,$((2 * 600 * h / w + 90)) font ',12'"
+        echo "set terminal pngcairo size 840,$((2 * 420 * h / w + 70)) font ',10'"
         echo "set output '$1'"
         echo "set multiplot layout 2,1 title 'VAE: training.tif slice $page (validation), true mask (green), decoded mask channel (red)'"
         echo "unset key; unset tics; unset border; unset colorbox; set size ratio -1"
