@@ -50,9 +50,9 @@ static const char **given_slot(Options *o, const char *key) { return &o->given[c
 
 static int config_from_options(const Options *o, DdpmTrainConfig *c)
 {
-    if (strcmp(o->recipe, "seed") && strcmp(o->recipe, "improved"))
-        return sd_fail("unknown recipe '%s' (seed or improved)", o->recipe);
-    *c = ddpm_recipe(!strcmp(o->recipe, "improved"));
+    int improved;
+    if (train_recipe_parse(o->recipe, &improved)) return SD_ERR;
+    *c = ddpm_recipe(improved);
     return cfg_apply(ddpm_train_fields(), c, o->given);
 }
 
@@ -66,7 +66,7 @@ static int fit_to_data(DdpmTrainConfig *c, const TrainRun *r, const VaeModel *v)
     if (v->m.cfg.in_ch == 2 && (!r->train_ts.mask || !r->val_ts.mask))
         return sd_fail("this VAE encodes images with their masks, and the tile datasets hold no masks");
     c->latent = v->m.cfg.latent, c->latent_h = tile_h / VAE_FACTOR, c->latent_w = tile_w / VAE_FACTOR;
-    if (c->warmup < 0) c->warmup = c->epochs > 1 ? c->steps_per_epoch : 0;
+    c->warmup = train_warmup_steps(c->warmup, c->epochs, c->steps_per_epoch);
     return ddpm_train_config_check(c);
 }
 

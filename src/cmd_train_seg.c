@@ -38,9 +38,9 @@ static const char **given_slot(Options *o, const char *key) { return &o->given[c
 /* The recipe's defaults with the given options applied. */
 static int config_from_options(const Options *o, SegTrainConfig *c)
 {
-    if (strcmp(o->recipe, "seed") && strcmp(o->recipe, "improved"))
-        return sd_fail("unknown recipe '%s' (seed or improved)", o->recipe);
-    *c = seg_recipe(!strcmp(o->recipe, "improved"));
+    int improved;
+    if (train_recipe_parse(o->recipe, &improved)) return SD_ERR;
+    *c = seg_recipe(improved);
     return cfg_apply(seg_train_fields(), c, o->given);
 }
 
@@ -48,7 +48,7 @@ static int config_from_options(const Options *o, SegTrainConfig *c)
 static int fit_to_data(SegTrainConfig *c, const TrainRun *r)
 {
     if (train_run_fit(r, c->batch, c->accum, &c->tile_h, &c->tile_w, &c->steps_per_epoch)) return SD_ERR;
-    if (c->warmup < 0) c->warmup = c->epochs > 1 ? c->steps_per_epoch : 0;
+    c->warmup = train_warmup_steps(c->warmup, c->epochs, c->steps_per_epoch);
     return seg_config_check(c);
 }
 

@@ -4,6 +4,7 @@
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "../core/err.h"
 #include "cli.h"
@@ -76,4 +77,18 @@ int train_command(const char *cmd, const TrainOptions *o, int (*run)(const void 
     device_close(&be);
     if (rc) return cli_fail(cmd, rc == TRAIN_BAD_INPUT ? 2 : 1);
     return train_report_stop(cmd, o->out);
+}
+
+int train_recipe_parse(const char *recipe, int *improved)
+{
+    if (strcmp(recipe, "seed") && strcmp(recipe, "improved"))
+        return sd_fail("unknown recipe '%s' (seed or improved)", recipe);
+    *improved = !strcmp(recipe, "improved");
+    return SD_OK;
+}
+
+long train_warmup_steps(long warmup, int epochs, long steps_per_epoch)
+{
+    if (warmup >= 0) return warmup;
+    return epochs > 1 ? steps_per_epoch : 0;
 }

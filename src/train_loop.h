@@ -50,6 +50,12 @@ typedef struct {
     int fast, max_steps, resume, threads, save_every;
 } TrainOptions;
 
+/* --recipe: "seed" (0) or "improved" (1) into *improved; SD_ERR naming it otherwise. */
+int train_recipe_parse(const char *recipe, int *improved);
+/* The cosine warmup a config asked for: -1 (a recipe's "one epoch") resolved with the data
+ * (no warmup for a single-epoch run), other values as given. */
+long train_warmup_steps(long warmup, int epochs, long steps_per_epoch);
+
 /* run's return (after sd_fail) for bad input -- options, data, checkpoints -- found before
  * training starts: the exit status is then 2. */
 #define TRAIN_BAD_INPUT 2
